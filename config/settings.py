@@ -1,0 +1,204 @@
+"""CLEAR settings: one module, read from the environment through django-environ.
+
+Every value has a development default except the secrets that production must set; in production
+mode (CLEAR_MODE=production) a missing secret stops start-up with a clear message instead of
+silently falling back to a development value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+CLEAR_MODE = env.str("CLEAR_MODE", default="development")
+if CLEAR_MODE not in {"development", "production"}:
+    raise ImproperlyConfigured(f"CLEAR_MODE must be 'development' or 'production', not {CLEAR_MODE!r}")
+PRODUCTION = CLEAR_MODE == "production"
+
+_DEV_ONLY = "dev-only-not-secret"
+
+
+def _secret(name: str) -> str:
+    """A secret that production must provide; development gets a fixed, clearly marked default."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if PRODUCTION:
+        raise ImproperlyConfigured(f"{name} must be set when CLEAR_MODE=production")
+    return f"{_DEV_ONLY}-{name.lower()}"
+
+
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+# Key of the HMAC that turns a source patient identifier into a pseudonym. Changing it changes every
+# future pseudonym, so production must set it once per installation and keep it.
+CLEAR_PSEUDONYM_SECRET = _secret("CLEAR_PSEUDONYM_SECRET")
+
+DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "jobs",
+    "records",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# PostgreSQL in tests and production; the demo falls back to an SQLite file so that it needs no server.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'clear.sqlite3'}")}
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and the worker write to the same file: wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Frames, previews and source videos live under MEDIA_ROOT, content-addressed by sha256. There is no
+# MEDIA_URL on purpose: every image is served by an authenticated API view, never as a public file.
+MEDIA_ROOT = Path(env.path("CLEAR_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Uploaded import sources wait here until their job has run.
+CLEAR_UPLOAD_ROOT = Path(env.path("CLEAR_UPLOAD_ROOT", default=str(VAR_DIR / "uploads")))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
+# Import safety limits (see records/importing/safety.py).
+CLEAR_MAX_IMAGE_PIXELS = env.int("CLEAR_MAX_IMAGE_PIXELS", default=50_000_000)
+CLEAR_ALLOWED_IMAGE_FORMATS = env.list(
+    "CLEAR_ALLOWED_IMAGE_FORMATS", default=["PNG", "JPEG", "TIFF", "BMP", "WEBP"]
+)
+CLEAR_ALLOWED_VIDEO_EXTENSIONS = env.list(
+    "CLEAR_ALLOWED_VIDEO_EXTENSIONS", default=[".mpeg", ".mpg", ".mp4", ".m4v", ".avi", ".mov", ".mkv"]
+)
+CLEAR_ZIP_MAX_MEMBERS = env.int("CLEAR_ZIP_MAX_MEMBERS", default=200_000)
+CLEAR_ZIP_MAX_TOTAL_BYTES = env.int("CLEAR_ZIP_MAX_TOTAL_BYTES", default=20 * 1024**3)
+CLEAR_ZIP_MAX_MEMBER_BYTES = env.int("CLEAR_ZIP_MAX_MEMBER_BYTES", default=2 * 1024**3)
+CLEAR_ZIP_MAX_RATIO = env.int("CLEAR_ZIP_MAX_RATIO", default=200)
+CLEAR_MAX_UPLOAD_BYTES = env.int("CLEAR_MAX_UPLOAD_BYTES", default=20 * 1024**3)
+CLEAR_PREVIEW_MAX_SIDE = env.int("CLEAR_PREVIEW_MAX_SIDE", default=512)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "records.pagination.CreatedCursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + ([] if PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CLEAR API",
+    "DESCRIPTION": "Endomicroscopy and endoscopy image review: records, imports, labels, studies, models.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGIN_URL = "/admin/login/"
+
+# --- Celery -------------------------------------------------------------------------------------
+# Redis in tests and production. Without a configured broker the demo uses kombu's filesystem
+# transport: no server to run, and still a real worker process consuming real messages.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_FOLDER = Path(env.path("CLEAR_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CLEAR_TASK_SOFT_TIME_LIMIT", default=6 * 3600)
+CELERY_TASK_TIME_LIMIT = env.int("CLEAR_TASK_TIME_LIMIT", default=6 * 3600 + 300)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A job whose row says running but whose worker has not reported for this long is presumed lost.
+CLEAR_JOB_STALE_SECONDS = env.int("CLEAR_JOB_STALE_SECONDS", default=600)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("CLEAR_LOG_LEVEL", default="INFO")},
+}
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Weights and data never come from a hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

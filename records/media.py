@@ -1,0 +1,73 @@
+"""Content-addressed media storage below MEDIA_ROOT.
+
+A file is written once under its sha256 (`frames/ab/cd/<sha256>.png`); writing goes to a temporary
+file in the same folder and is renamed into place, so a crash never leaves a half-written file under
+a real name and two writers of the same content cannot corrupt each other.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+
+def media_root() -> Path:
+    return Path(settings.MEDIA_ROOT)
+
+
+def content_path(kind: str, sha256: str, suffix: str) -> str:
+    """Relative path of a content-addressed file of `kind` (frames, previews, videos)."""
+    return f"{kind}/{sha256[:2]}/{sha256[2:4]}/{sha256}{suffix}"
+
+
+def absolute(relative: str) -> Path:
+    path = (media_root() / relative).resolve()
+    if not path.is_relative_to(media_root().resolve()):
+        raise ValueError(f"{relative!r} points outside MEDIA_ROOT")
+    return path
+
+
+def exists(relative: str) -> bool:
+    return absolute(relative).is_file()
+
+
+def write_atomic(relative: str, data: bytes) -> bool:
+    """Write `data` under `relative` unless it is already there; True when this call created it."""
+    target = absolute(relative)
+    if target.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def copy_file_atomic(relative: str, source: Path) -> bool:
+    """Copy a (possibly large) file into place in chunks; True when this call created it."""
+    target = absolute(relative)
+    if target.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            while chunk := src.read(1024 * 1024):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def delete(relative: str) -> None:
+    absolute(relative).unlink(missing_ok=True)
