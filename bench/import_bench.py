@@ -1,0 +1,193 @@
+"""Import throughput against the bare decode loops it is built on, measured in one run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clear .venv/bin/python bench/import_bench.py
+
+1. 2,000 generated 576x592 grayscale PNG frames: CLEAR's import (decode, strip metadata by
+   re-encoding, sha256, preview, database rows) against a bare Pillow loop that only decodes each
+   file and writes its 512 px WebP preview. Goal: CLEAR at >= 80 % of the bare loop's frames/s.
+2. The real Cellvizio pCLE video (260 frames): CLEAR's video import against a bare PyAV decode of
+   the same file. Goal: >= 80 %.
+
+Each side runs once after a warm-up on a small set, on a fresh database schema (a throw-away
+`clear_bench` database that the script creates and drops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+VIDEO = (
+    ROOT.parent
+    / "shared/realdata/amphybio_endomicroscopy-analysis/data-sample/comparative-sample/main/S01/1/S01V01.mpeg"
+)
+
+
+def generate_frames(folder: Path, count: int, *, seed: int = 0) -> list[Path]:
+    """CLE-like frames: a bright textured disc (the fibre bundle's field) on black, all different."""
+    rng = np.random.default_rng(seed)
+    height, width = 592, 576
+    yy, xx = np.mgrid[0:height, 0:width]
+    disc = ((yy - height / 2) ** 2 + (xx - width / 2) ** 2) < (min(height, width) / 2 - 4) ** 2
+    base = rng.normal(90, 25, size=(height // 8, width // 8))
+    texture = np.kron(base, np.ones((8, 8)))[:height, :width]
+    paths = []
+    patient = folder / "bench-patient" / "seq1"
+    patient.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        noise = rng.normal(0, 18, size=(height, width))
+        frame = np.clip(texture + noise + (index % 50), 0, 255) * disc
+        path = patient / f"frame{index:05d}.png"
+        Image.fromarray(frame.astype(np.uint8), mode="L").save(path, compress_level=6)
+        paths.append(path)
+    return paths
+
+
+def bare_pillow_loop(paths: list[Path], max_side: int) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as image:
+            image.load()
+            preview = image.copy()
+            preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            preview.save(io.BytesIO(), format="WEBP", quality=80)
+    return time.perf_counter() - start
+
+
+def bare_pyav_decode(path: Path) -> tuple[float, int]:
+    import av
+
+    start = time.perf_counter()
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="gray")
+            count += 1
+    return time.perf_counter() - start, count
+
+
+def setup_django(database: str) -> None:
+    import psycopg
+
+    admin_url = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {database}")
+        conn.execute(f"CREATE DATABASE {database}")
+    os.environ["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + database
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--database", default="clear_bench")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        os.environ["CLEAR_MEDIA_ROOT"] = str(work / "media")
+        setup_django(args.database)
+        from django.conf import settings
+
+        from records.importing.options import ImportOptions
+        from records.importing.service import import_sources
+        from records.models import Frame, Project
+
+        def no_progress(done: int, total: int | None, message: str = "") -> None:
+            return None
+
+        paths = generate_frames(work / "frames", args.frames)
+        warmup = generate_frames(work / "warmup", 20, seed=1)
+        project = Project.objects.create(name="bench", slug="bench")
+        bare_pillow_loop(warmup, settings.CLEAR_PREVIEW_MAX_SIDE)
+        import_sources(
+            project_id=project.pk,
+            sources=[work / "warmup"],
+            metadata=None,
+            options=ImportOptions(),
+            progress=no_progress,
+        )
+
+        bare_seconds = bare_pillow_loop(paths, settings.CLEAR_PREVIEW_MAX_SIDE)
+        start = time.perf_counter()
+        report = import_sources(
+            project_id=project.pk,
+            sources=[work / "frames"],
+            metadata=None,
+            options=ImportOptions(),
+            progress=no_progress,
+        )
+        clear_seconds = time.perf_counter() - start
+        assert report.frames_created == len(paths), report.summary()
+
+        rows = [
+            (
+                "frames (PNG, 576x592 L)",
+                len(paths),
+                bare_seconds,
+                clear_seconds,
+                "bare Pillow decode + WebP preview",
+            )
+        ]
+
+        if VIDEO.is_file():
+            bare_pyav_decode(VIDEO)  # warm the file cache and codec
+            video_bare_seconds, decoded = bare_pyav_decode(VIDEO)
+            start = time.perf_counter()
+            report = import_sources(
+                project_id=project.pk,
+                sources=[VIDEO],
+                metadata=None,
+                options=ImportOptions(default_patient="bench-video"),
+                progress=no_progress,
+            )
+            video_clear_seconds = time.perf_counter() - start
+            assert report.frames_created == decoded, report.summary()
+            rows.append(
+                (
+                    "pCLE video (MPEG-1, 260 frames)",
+                    decoded,
+                    video_bare_seconds,
+                    video_clear_seconds,
+                    "bare PyAV decode",
+                )
+            )
+
+        print(f"\nCLEAR import benchmark ({os.cpu_count()} cores, {Frame.objects.count()} frames stored)\n")
+        print(
+            "| workload | frames | baseline | baseline frames/s | CLEAR frames/s | CLEAR / baseline | goal |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for name, count, base, ours, baseline_name in rows:
+            ratio = base / ours
+            print(
+                f"| {name} | {count} | {baseline_name} | {count / base:.1f} | {count / ours:.1f} | "
+                f"{ratio:.0%} | >= 80 % {'met' if ratio >= 0.8 else 'NOT met'} |"
+            )
+
+    from django.db import connections
+
+    connections.close_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""The browser app (TypeScript + Vite) and the Django views that serve its build (issue: labelling
+workspace). Empty until that issue lands."""
