@@ -107,9 +107,9 @@ def main() -> None:
         os.environ["CLEAR_MEDIA_ROOT"] = str(work / "media")
         setup_django(args.database)
         from django.conf import settings
-        from records.importing.service import import_sources
 
         from records.importing.options import ImportOptions
+        from records.importing.service import import_sources
         from records.models import Frame, Project
 
         def no_progress(done: int, total: int | None, message: str = "") -> None:

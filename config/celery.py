@@ -23,7 +23,13 @@ def _configure(app: Celery) -> None:
     from django.conf import settings
 
     broker_url: str = settings.CELERY_BROKER_URL
-    transport_options: dict[str, Any] = {"visibility_timeout": settings.CELERY_TASK_TIME_LIMIT + 600}
+    transport_options: dict[str, Any] = {"visibility_timeout": settings.CLEAR_BROKER_VISIBILITY_TIMEOUT}
+    if settings.CLEAR_BROKER_RESTORE_INTERVAL:
+        # kombu sweeps on every n-th tick only (throttle); a configured interval is the whole period.
+        transport_options["unacked_restore_interval"] = settings.CLEAR_BROKER_RESTORE_INTERVAL
+        transport_options["unacked_restore_throttle"] = 1
+    if settings.CLEAR_BROKER_KEY_PREFIX:
+        transport_options["global_keyprefix"] = settings.CLEAR_BROKER_KEY_PREFIX
     if broker_url.startswith("filesystem://"):
         folder = settings.CELERY_BROKER_FOLDER
         for sub in ("out", "processed"):

@@ -185,6 +185,20 @@ CELERY_BROKER_FOLDER = Path(env.path("CLEAR_BROKER_FOLDER", default=str(VAR_DIR 
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CLEAR_TASK_SOFT_TIME_LIMIT", default=6 * 3600)
 CELERY_TASK_TIME_LIMIT = env.int("CLEAR_TASK_TIME_LIMIT", default=6 * 3600 + 300)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Redis hands a message that a worker took but never acknowledged (the worker was killed) to another
+# worker after this many seconds. It must exceed the hard time limit, or a task still running would
+# be delivered a second time; the end-to-end tests lower it to see a killed worker's job come back.
+CLEAR_BROKER_VISIBILITY_TIMEOUT = env.int(
+    "CLEAR_BROKER_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 600
+)
+if PRODUCTION and CLEAR_BROKER_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CLEAR_BROKER_VISIBILITY_TIMEOUT must exceed CLEAR_TASK_TIME_LIMIT")
+# How often (seconds) a worker looks for such messages; unset keeps kombu's default (about every
+# 100 s), which is plenty beside a visibility timeout of hours.
+CLEAR_BROKER_RESTORE_INTERVAL = env.int("CLEAR_BROKER_RESTORE_INTERVAL", default=0)
+# Prefix of every Redis key the broker uses, so that several installations or test runs can share one
+# Redis server (and database index) without consuming each other's messages.
+CLEAR_BROKER_KEY_PREFIX = env.str("CLEAR_BROKER_KEY_PREFIX", default="")
 # A job whose row says running but whose worker has not reported for this long is presumed lost.
 CLEAR_JOB_STALE_SECONDS = env.int("CLEAR_JOB_STALE_SECONDS", default=600)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 
 from records.models import Examination, Frame, Patient, Project, ProjectMembership, Video
 
-AnyUser = AbstractBaseUser | AnonymousUser
+# CLEAR uses Django's default user model (settings has no AUTH_USER_MODEL).
+AnyUser = User | AnonymousUser
 
 
 def projects_visible_to(user: AnyUser) -> QuerySet[Project]:
@@ -43,3 +43,19 @@ def videos_visible_to(user: AnyUser) -> QuerySet[Video]:
 
 def frames_visible_to(user: AnyUser) -> QuerySet[Frame]:
     return Frame.objects.filter(examination__patient__project__in=projects_visible_to(user))
+
+
+def projects_with_role(user: AnyUser) -> QuerySet[Project]:
+    """The user's projects, each annotated with `role`: the user's role there ("admin" for a
+    superuser, as in role_in_project)."""
+    projects = projects_visible_to(user)
+    if getattr(user, "is_superuser", False):
+        return projects.annotate(role=Value(ProjectMembership.Role.ADMIN.value, output_field=CharField()))
+    if not user.is_authenticated:
+        return projects.annotate(role=Value(None, output_field=CharField()))
+    role = ProjectMembership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return projects.annotate(role=Subquery(role, output_field=CharField()))
+
+
+def project_members(project: Project) -> QuerySet[ProjectMembership]:
+    return ProjectMembership.objects.filter(project=project).select_related("user").order_by("user__username")

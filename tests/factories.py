@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
-from records.models import Examination, Patient, Project, ProjectMembership
+from records.models import Examination, Frame, Patient, Project, ProjectMembership, Video
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -17,7 +18,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("pw-for-tests")
 
 
-class ProjectFactory(factory.django.DjangoModelFactory):
+class ProjectFactory(factory.django.DjangoModelFactory[Project]):
     class Meta:
         model = Project
 
@@ -25,7 +26,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"project-{n}")
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(factory.django.DjangoModelFactory[ProjectMembership]):
     class Meta:
         model = ProjectMembership
 
@@ -34,7 +35,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = ProjectMembership.Role.READER
 
 
-class PatientFactory(factory.django.DjangoModelFactory):
+class PatientFactory(factory.django.DjangoModelFactory[Patient]):
     class Meta:
         model = Patient
 
@@ -42,7 +43,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     pseudonym = factory.Sequence(lambda n: f"P-{n:016x}")
 
 
-class ExaminationFactory(factory.django.DjangoModelFactory):
+class ExaminationFactory(factory.django.DjangoModelFactory[Examination]):
     class Meta:
         model = Examination
 
@@ -50,3 +51,66 @@ class ExaminationFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"E{n}")
     device = "pCLE"
     anatomical_site = "colon"
+
+
+def _tiny_image_bytes(seed: int, fmt: str) -> bytes:
+    """A distinct 8x6 image per seed, so that every frame has its own sha256."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("L", (8, 6), color=seed % 256)
+    image.putpixel((0, 0), (seed // 256) % 256)
+    image.putpixel((1, 0), (seed // 65536) % 256)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+class VideoFactory(factory.django.DjangoModelFactory[Video]):
+    class Meta:
+        model = Video
+
+    examination = factory.SubFactory(ExaminationFactory)
+    name = factory.Sequence(lambda n: f"video-{n}.mp4")
+    kind = Video.Kind.VIDEO_FILE
+    frame_rate = 25.0
+    frame_count = 100
+
+
+class FrameFactory(factory.django.DjangoModelFactory[Frame]):
+    """A frame with a real tiny PNG and WebP preview written under MEDIA_ROOT (content-addressed)."""
+
+    class Meta:
+        model = Frame
+
+    video = None
+    examination = factory.Maybe(
+        "video",
+        yes_declaration=factory.SelfAttribute("video.examination"),
+        no_declaration=factory.SubFactory(ExaminationFactory),
+    )
+    seed = factory.Sequence(lambda n: n + 1)
+    source_name = factory.Sequence(lambda n: f"frame_{n:05d}.png")
+    width = 8
+    height = 6
+    mode = "L"
+    preview_width = 8
+    preview_height = 6
+
+    @classmethod
+    def _create(cls, model_class: type[Frame], *args: object, **kwargs: object) -> Frame:
+        import hashlib
+
+        from records import media
+
+        seed = int(kwargs.pop("seed"))  # type: ignore[call-overload]
+        png = _tiny_image_bytes(seed, "PNG")
+        sha256 = hashlib.sha256(png).hexdigest()
+        kwargs.setdefault("sha256", sha256)
+        kwargs.setdefault("file", media.content_path("frames", sha256, ".png"))
+        kwargs.setdefault("preview_file", media.content_path("previews", sha256, ".webp"))
+        kwargs.setdefault("file_bytes", len(png))
+        media.write_atomic(str(kwargs["file"]), png)
+        media.write_atomic(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "WEBP"))
+        return super()._create(model_class, *args, **kwargs)

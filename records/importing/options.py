@@ -35,9 +35,11 @@ class ImportReport:
     examinations_created: int = 0
     videos_created: int = 0
     frames_created: int = 0
-    duplicates: list[dict[str, str]] = field(default_factory=list)  # {path, duplicate_of}
+    # {path, kind: frame|video, duplicate_of: id of the frame or video already stored}
+    duplicates: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {path, reason}: not frames
     errors: list[dict[str, str]] = field(default_factory=list)  # {path, error}: bad input
+    warnings: list[dict[str, str]] = field(default_factory=list)  # {path, warning}: e.g. sheet columns
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -48,4 +50,17 @@ class ImportReport:
         return (
             f"{self.frames_created} frames imported, {len(self.duplicates)} duplicates skipped, "
             f"{len(self.skipped)} files skipped, {len(self.errors)} errors"
+            + (f", {len(self.warnings)} warnings" if self.warnings else "")
         )
+
+    def add_error(self, path: str, error: str) -> None:
+        self.errors.append({"path": path, "error": error})
+
+    def add_skipped(self, path: str, reason: str) -> None:
+        self.skipped.append({"path": path, "reason": reason})
+
+    def add_warning(self, path: str, warning: str) -> None:
+        self.warnings.append({"path": path, "warning": warning})
+
+    def add_duplicate(self, path: str, *, kind: str, duplicate_of: int) -> None:
+        self.duplicates.append({"path": path, "kind": kind, "duplicate_of": str(duplicate_of)})

@@ -1,0 +1,231 @@
+"""Turning one source image into what CLEAR stores: a metadata-free PNG, its sha256 and a preview.
+
+Everything here is pure (no database) so that it can run in worker threads: Pillow releases the GIL
+while it decodes, encodes and resamples, so a small thread pool overlaps the work of several frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from records import media
+from records.importing.crop import detect_field_of_view
+
+# Stored frames are PNG at the fastest zlib level: the import's throughput goal (>= 80 % of a bare
+# decode + preview loop) leaves no room for level 6-9, which cost 3-10x the encode time for files
+# only ~10-20 % smaller. PNG stays lossless whatever the level, and storage is cheap next to readers'
+# time waiting for an import.
+PNG_COMPRESS_LEVEL = 1
+# Previews are WebP: a fraction of a PNG's size, decoded natively by every browser. libwebp has no
+# grayscale mode, so Pillow writes an L image as RGB with three equal channels; the preview is only
+# ever displayed, where that looks identical, and Frame.mode records the stored original's mode.
+# method=0 is libwebp's fastest effort level; at 512 px the size difference to method 4 is small.
+PREVIEW_FORMAT = "WEBP"
+PREVIEW_SUFFIX = ".webp"
+PREVIEW_QUALITY = 80
+PREVIEW_METHOD = 0
+
+# Extensions of formats that CLEAR refuses but that users plausibly drop into a folder: they are
+# opened and refused with a clear error instead of being skipped silently as "not an image".
+_REFUSED_IMAGE_EXTENSIONS = frozenset(
+    {".gif", ".ico", ".cur", ".apng", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpx", ".psd"}
+    | {".tga", ".pgm", ".ppm", ".pbm", ".pnm", ".qoi", ".icns", ".dcm", ".svg", ".pcx", ".eps"}
+)
+
+
+class ImageRejected(Exception):
+    """A source file that is not an acceptable image; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame ready to be recorded: its files are already in content-addressed storage."""
+
+    sha256: str
+    file: str
+    file_bytes: int
+    width: int
+    height: int
+    mode: str
+    preview_file: str
+    preview_width: int
+    preview_height: int
+    crop_box: list[int] | None
+    created_files: tuple[str, ...]  # media files this preparation wrote (for clean-up on failure)
+
+
+def image_extensions() -> frozenset[str]:
+    """Lower-case suffixes treated as image candidates: the allowed formats' and known refused ones."""
+    allowed = {name.upper() for name in settings.CLEAR_ALLOWED_IMAGE_FORMATS}
+    registered = Image.registered_extensions()
+    videos = {suffix.lower() for suffix in settings.CLEAR_ALLOWED_VIDEO_EXTENSIONS}
+    return (
+        frozenset(
+            {suffix for suffix, name in registered.items() if name in allowed} | _REFUSED_IMAGE_EXTENSIONS
+        )
+        - videos
+    )
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode `path` with CLEAR's safety rules, or raise ImageRejected.
+
+    - Image.MAX_IMAGE_PIXELS comes from settings, and Pillow's DecompressionBombWarning (above the
+      limit; Pillow itself only errors above twice the limit) is raised as an error.
+    - Only formats in CLEAR_ALLOWED_IMAGE_FORMATS are accepted, judged by content, not extension.
+    - Truncated files fail: img.load() raises and LOAD_TRUNCATED_IMAGES is never switched on.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is on; CLEAR refuses to import like that")
+    Image.MAX_IMAGE_PIXELS = settings.CLEAR_MAX_IMAGE_PIXELS
+    allowed = {name.upper() for name in settings.CLEAR_ALLOWED_IMAGE_FORMATS}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            try:
+                if image.format not in allowed:
+                    raise ImageRejected(
+                        f"image format {image.format} is not allowed (allowed: {', '.join(sorted(allowed))})"
+                    )
+                image.load()
+            except BaseException:
+                image.close()
+                raise
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(
+            f"image is too large (limit {settings.CLEAR_MAX_IMAGE_PIXELS:,} pixels): {exc}"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageRejected("not an image (Pillow cannot identify the file)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Truncated data ("image file is truncated"), corrupt chunks, bad headers.
+        raise ImageRejected(f"unreadable or truncated image: {exc}") from exc
+    return image
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """Grayscale stays L, everything else becomes RGB; alpha is flattened onto black.
+
+    Black is the background of every CLE / endoscopy field of view, so transparent areas become
+    part of the border instead of inventing a colour.
+    """
+    mode = image.mode
+    if mode in {"L", "RGB"}:
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_l(image)
+    if mode == "P":
+        palette_mode = image.palette.mode if image.palette is not None else ""
+        has_alpha = "transparency" in image.info or palette_mode == "RGBA"
+        converted = image.convert("RGBA" if has_alpha else "RGB")
+        if _palette_is_gray(image):
+            return _flatten_alpha(converted, "L") if has_alpha else converted.convert("L")
+        return _flatten_alpha(converted, "RGB") if has_alpha else converted
+    if mode in {"LA", "La"}:
+        return _flatten_alpha(image.convert("LA"), "L")
+    if mode in {"RGBA", "RGBa", "PA"}:
+        return _flatten_alpha(image.convert("RGBA"), "RGB")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def _flatten_alpha(image: Image.Image, target_mode: str) -> Image.Image:
+    background = Image.new(target_mode, image.size, 0)
+    background.paste(image.convert(target_mode), mask=image.getchannel("A"))
+    return background
+
+
+def _palette_is_gray(image: Image.Image) -> bool:
+    palette = image.getpalette() or []
+    triples = zip(palette[0::3], palette[1::3], palette[2::3], strict=False)
+    return all(red == green == blue for red, green, blue in triples)
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit / float) grayscale to 8 bits without a per-image contrast stretch.
+
+    Many scientific cameras fill only 10-12 of 16 bits; dividing by 256 would make those frames
+    nearly black. So the shift is the number of bits the image actually uses beyond eight: a 12-bit
+    frame is shifted by 4, a full 16-bit one by 8, and relative brightness within a frame is kept.
+    Floats in [0, 1] are scaled to 0-255; other floats are scaled by their maximum.
+    """
+    data = np.asarray(image)
+    if data.dtype.kind == "f":
+        data = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        data = np.clip(data, 0.0, None)
+        peak = float(data.max()) if data.size else 0.0
+        scale = 255.0 if peak <= 1.0 else 255.0 / peak
+        return Image.fromarray(np.clip(data * scale + 0.5, 0, 255).astype(np.uint8), mode="L")
+    values = np.clip(data.astype(np.int64), 0, None)
+    peak = int(values.max()) if values.size else 0
+    shift = max(0, peak.bit_length() - 8)
+    return Image.fromarray((values >> shift).astype(np.uint8), mode="L")
+
+
+def prepare_image(image: Image.Image, *, crop: bool) -> PreparedFrame:
+    """Orient, normalise, re-encode (dropping EXIF, ICC and text chunks), hash, preview and store.
+
+    The files are written into content-addressed storage here (writes are atomic and idempotent), so
+    that worker threads do the I/O too; `created_files` lets the caller remove them again if the
+    database row cannot be written.
+    """
+    # exif_transpose always returns a new image (a plain copy when there is nothing to rotate), so
+    # the source image is never modified and `clean` below is ours to change.
+    clean = normalise_mode(ImageOps.exif_transpose(image))
+    # The PNG encoder copies an ICC profile and transparency from .info; an empty .info means nothing
+    # of the source's metadata (EXIF, ICC, text chunks, DPI) can reach the stored file.
+    clean.info = {}
+    buffer = io.BytesIO()
+    clean.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    preview = clean.copy()
+    max_side = settings.CLEAR_PREVIEW_MAX_SIDE
+    preview.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    preview_buffer = io.BytesIO()
+    preview.save(preview_buffer, format=PREVIEW_FORMAT, quality=PREVIEW_QUALITY, method=PREVIEW_METHOD)
+
+    file = media.content_path("frames", sha256, ".png")
+    preview_file = media.content_path("previews", sha256, PREVIEW_SUFFIX)
+    created: list[str] = []
+    try:
+        if media.write_atomic(file, data):
+            created.append(file)
+        if media.write_atomic(preview_file, preview_buffer.getvalue()):
+            created.append(preview_file)
+    except BaseException:
+        for relative in created:
+            media.delete(relative)
+        raise
+    return PreparedFrame(
+        sha256=sha256,
+        file=file,
+        file_bytes=len(data),
+        width=clean.width,
+        height=clean.height,
+        mode=clean.mode,
+        preview_file=preview_file,
+        preview_width=preview.width,
+        preview_height=preview.height,
+        crop_box=detect_field_of_view(clean) if crop else None,
+        created_files=tuple(created),
+    )
+
+
+def prepare_image_file(path: Path, *, crop: bool) -> PreparedFrame:
+    """open_image + prepare_image for one file; raises ImageRejected for bad input."""
+    with open_image(path) as image:
+        return prepare_image(image, crop=crop)

@@ -1,0 +1,608 @@
+"""The import service: sources in, patients / examinations / videos / frames out, with a report.
+
+Guarantees:
+- One bad file never stops the import; it becomes an entry in the report's `errors`.
+- Each image frame is stored atomically (its parents, if new, in the same transaction), and a video
+  as a whole: its Video row and all its frames in one transaction, or nothing.
+- Media files are written before the rows that reference them (content-addressed, atomic renames);
+  when a row cannot be written, the files this attempt created and no row references are removed.
+- A frame whose content (sha256 of the stored PNG) is already in the examination is a duplicate:
+  skipped and reported. So running the same import twice (a redelivered Celery task) stores
+  nothing new, and a concurrent insert of the same frame (the unique constraint) counts as one.
+
+Speed: decoding, re-encoding, hashing, previews and file writes run in a small thread pool (Pillow
+and zlib release the GIL); the main thread only talks to the database, with patients,
+examinations, sequences and each examination's known hashes cached, so a frame costs one INSERT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
+
+from records import media
+from records.importing.images import ImageRejected, PreparedFrame, prepare_image, prepare_image_file
+from records.importing.layout import FileKind
+from records.importing.metadata import MetadataRejected, read_metadata
+from records.importing.options import ImportOptions, ImportReport
+from records.importing.plan import Candidate, Plan, build_plan
+from records.importing.video import DecodedFrame, VideoInfo, VideoRejected, decode_frames, probe_video
+from records.models import Examination, Frame, Patient, Project, Video
+from records.pseudonyms import pseudonym_for
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int | None, str], None]
+
+# Frames prepared ahead of the database writes, per worker thread: enough to keep every thread
+# busy while the main thread inserts, little enough that memory stays flat for any source size.
+PREFETCH_PER_WORKER = 2
+VIDEO_INSERT_BATCH = 500
+# A video whose rows collide with a concurrent import is retried this often, re-reading what the
+# other import stored (its frames then count as duplicates).
+VIDEO_ATTEMPTS = 2
+
+
+def import_sources(
+    *,
+    project_id: int,
+    sources: list[Path],
+    metadata: Path | None,
+    options: ImportOptions,
+    progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import folders, ZIP archives, images and videos into project `project_id`.
+
+    `metadata` is an optional CSV/XLSX sheet (records/importing/metadata.py). `progress(done,
+    total, message)` is called as work proceeds: one unit per image, and per kept frame of a video
+    (estimated from its header until it is decoded).
+    """
+    project = Project.objects.get(pk=project_id)
+    report = ImportReport()
+    sheet = None
+    if metadata is not None:
+        try:
+            sheet = read_metadata(metadata)
+        except MetadataRejected as exc:
+            report.add_error(metadata.name, str(exc))
+    with tempfile.TemporaryDirectory(prefix="clear-import-", dir=_scratch_root()) as scratch:
+        plan = build_plan(
+            sources=sources,
+            metadata=sheet,
+            metadata_path=metadata,
+            options=options,
+            report=report,
+            scratch=Path(scratch),
+        )
+        workers = _worker_count()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clear-import") as pool:
+            importer = _Importer(
+                project=project, options=options, report=report, progress=progress, pool=pool, workers=workers
+            )
+            importer.run(plan)
+    return report
+
+
+def _scratch_root() -> Path:
+    """Archives are extracted next to the uploads (the big disk), not into a small /tmp."""
+    root = Path(settings.CLEAR_UPLOAD_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _worker_count() -> int:
+    configured = getattr(settings, "CLEAR_IMPORT_THREADS", None)
+    return int(configured) if configured else max(1, min(4, os.cpu_count() or 1))
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Created:
+    """Rows created inside one unit of work; counted in the report only once it commits."""
+
+    patients: int = 0
+    examinations: int = 0
+    videos: int = 0
+
+
+@dataclass
+class _VideoFrame:
+    decoded_index: int
+    time_s: float
+    prepared: PreparedFrame
+
+
+@dataclass
+class _DecodedVideo:
+    frames: list[_VideoFrame] = field(default_factory=list)
+    created_files: list[str] = field(default_factory=list)
+    frame_count: int = 0
+
+
+class _Importer:
+    def __init__(
+        self,
+        *,
+        project: Project,
+        options: ImportOptions,
+        report: ImportReport,
+        progress: ProgressCallback | None,
+        pool: ThreadPoolExecutor,
+        workers: int,
+    ) -> None:
+        self.project = project
+        self.options = options
+        self.report = report
+        self.progress = progress
+        self.pool = pool
+        self.window = PREFETCH_PER_WORKER * workers
+        self.examination_values: dict[tuple[str, str], dict[str, Any]] = {}
+        self.done = 0
+        self.total = 0
+        self._clear_caches()
+        self._touched_sequences: set[int] = set()
+        self._examinations_seen: set[tuple[str, str]] = set()
+
+    # -- caches ---------------------------------------------------------------------------------
+
+    def _clear_caches(self) -> None:
+        """Forget everything cached; called after a rollback, when cached rows may not exist."""
+        self._patients: dict[str, Patient] = {}
+        self._examinations: dict[tuple[int, str], Examination] = {}
+        self._sequences: dict[tuple[int, str], Video] = {}
+        self._known_frames: dict[int, dict[str, int]] = {}  # examination id -> sha256 -> frame id
+        self._next_index: dict[int, int] = {}  # sequence (Video) id -> next free index_in_video
+
+    def _patient(self, identifier: str, created: _Created) -> Patient:
+        pseudonym = pseudonym_for(identifier)
+        patient = self._patients.get(pseudonym)
+        if patient is None:
+            patient, was_created = Patient.objects.get_or_create(project=self.project, pseudonym=pseudonym)
+            created.patients += was_created
+            self._patients[pseudonym] = patient
+        return patient
+
+    def _examination(self, patient: Patient, identifier: str, code: str, created: _Created) -> Examination:
+        key = (patient.pk, code)
+        examination = self._examinations.get(key)
+        if examination is not None:
+            return examination
+        values = self.examination_values.get((identifier, code), {})
+        defaults = {"device": self.options.device, "anatomical_site": self.options.anatomical_site, **values}
+        examination, was_created = Examination.objects.get_or_create(
+            patient=patient, code=code, defaults=defaults
+        )
+        created.examinations += was_created
+        self._examinations_seen.add((identifier, code))
+        if not was_created:
+            # The sheet is the user's explicit word and updates an examination imported before;
+            # the command-line defaults only fill what is still empty.
+            changed = [name for name, value in values.items() if getattr(examination, name) != value]
+            for name in changed:
+                setattr(examination, name, values[name])
+            for name in ("device", "anatomical_site"):
+                if not getattr(examination, name) and defaults[name] and name not in values:
+                    setattr(examination, name, defaults[name])
+                    changed.append(name)
+            if changed:
+                examination.save(update_fields=changed)
+        self._examinations[key] = examination
+        return examination
+
+    def _sequence(self, examination: Examination, name: str, created: _Created) -> Video:
+        key = (examination.pk, name)
+        video = self._sequences.get(key)
+        if video is None:
+            video, was_created = Video.objects.get_or_create(
+                examination=examination, name=name, defaults={"kind": Video.Kind.IMAGE_SEQUENCE}
+            )
+            created.videos += was_created
+            self._sequences[key] = video
+        return video
+
+    def _known(self, examination: Examination) -> dict[str, int]:
+        known = self._known_frames.get(examination.pk)
+        if known is None:
+            known = dict(Frame.objects.filter(examination=examination).values_list("sha256", "id"))
+            self._known_frames[examination.pk] = known
+        return known
+
+    def _index_after_last(self, video: Video) -> int:
+        index = self._next_index.get(video.pk)
+        if index is None:
+            last = Frame.objects.filter(video=video).aggregate(last=Max("index_in_video"))["last"]
+            index = 0 if last is None else last + 1
+            self._next_index[video.pk] = index
+        return index
+
+    @contextmanager
+    def _unit(self) -> Iterator[_Created]:
+        """One atomic unit of work: its rows commit together or not at all.
+
+        After a rollback the caches may hold rows that no longer exist, so they are dropped; the
+        creation counts reach the report only on commit. Media files are the caller's to clean up:
+        a retry still needs them.
+        """
+        created = _Created()
+        try:
+            with transaction.atomic():
+                yield created
+        except BaseException:
+            self._clear_caches()
+            raise
+        self.report.patients_created += created.patients
+        self.report.examinations_created += created.examinations
+        self.report.videos_created += created.videos
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self, plan: Plan) -> None:
+        self.examination_values = plan.examination_values
+        infos: dict[int, VideoInfo | VideoRejected] = {}
+        for candidate in plan.candidates:
+            if candidate.kind is FileKind.VIDEO:
+                try:
+                    info = probe_video(candidate.path)
+                    infos[id(candidate)] = info
+                    self.total += self._video_units(info)
+                except VideoRejected as exc:
+                    infos[id(candidate)] = exc
+                    self.total += 1
+            else:
+                self.total += 1
+        self._report_progress("starting")
+
+        pending: deque[tuple[Candidate, Future[PreparedFrame]]] = deque()
+        for candidate in plan.candidates:
+            if candidate.kind is FileKind.IMAGE:
+                pending.append(
+                    (candidate, self.pool.submit(prepare_image_file, candidate.path, crop=self.options.crop))
+                )
+                if len(pending) >= self.window:
+                    self._finish_image(*pending.popleft())
+                continue
+            while pending:
+                self._finish_image(*pending.popleft())
+            info_or_error = infos[id(candidate)]
+            if isinstance(info_or_error, VideoRejected):
+                self.report.add_error(candidate.stored_name(), str(info_or_error))
+                self._advance(1, candidate)
+            else:
+                self._import_video(candidate, info_or_error)
+        while pending:
+            self._finish_image(*pending.popleft())
+
+        self._update_sequence_counts()
+        self._apply_examination_values_without_files()
+        self._report_progress("done: " + self.report.summary())
+
+    def _advance(self, units: int, candidate: Candidate) -> None:
+        self.done += units
+        self._report_progress(candidate.stored_name())
+
+    def _report_progress(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total, message)
+
+    def _video_units(self, info: VideoInfo) -> int:
+        if not info.estimated_frames:
+            return 1
+        return max(1, -(-info.estimated_frames // self.options.every_nth))
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def _finish_image(self, candidate: Candidate, future: Future[PreparedFrame]) -> None:
+        name = candidate.stored_name()
+        try:
+            prepared = future.result()
+            self._store_image(candidate, prepared, name)
+        except ImageRejected as exc:
+            self.report.add_error(name, str(exc))
+        except Exception as exc:  # one bad file must never end the import
+            logger.exception("importing %s failed", name)
+            self.report.add_error(name, f"{type(exc).__name__}: {exc}")
+        self._advance(1, candidate)
+
+    def _store_image(self, candidate: Candidate, prepared: PreparedFrame, name: str) -> None:
+        try:
+            self._insert_image(candidate, prepared, name)
+        except BaseException:
+            _remove_unreferenced(prepared.created_files)
+            raise
+
+    def _insert_image(self, candidate: Candidate, prepared: PreparedFrame, name: str) -> None:
+        placement = candidate.placement
+        assert placement is not None
+        for attempt in (1, 2):
+            try:
+                with self._unit() as created:
+                    patient = self._patient(placement.patient_identifier, created)
+                    examination = self._examination(
+                        patient, placement.patient_identifier, placement.examination, created
+                    )
+                    existing = self._known(examination).get(prepared.sha256)
+                    if existing is not None:
+                        self.report.add_duplicate(name, kind="frame", duplicate_of=existing)
+                        return
+                    video = None
+                    index = None
+                    if placement.group is not None:
+                        video = self._sequence(examination, placement.group, created)
+                        index = self._index_after_last(video)
+                    frame = Frame.objects.create(
+                        **_frame_fields(prepared),
+                        examination=examination,
+                        video=video,
+                        index_in_video=index,
+                        source_name=name,
+                        reference_label=candidate.reference_label,
+                    )
+            except IntegrityError:
+                # Another import inserted this content (or took this sequence index) meanwhile; the
+                # caches were cleared, so the next attempt reads what it stored.
+                if attempt == 2:
+                    raise
+                continue
+            self._known(examination)[prepared.sha256] = frame.pk
+            if video is not None:
+                assert index is not None
+                self._next_index[video.pk] = index + 1
+                self._touched_sequences.add(video.pk)
+            self.report.frames_created += 1
+            return
+
+    # -- videos ---------------------------------------------------------------------------------
+
+    def _import_video(self, candidate: Candidate, info: VideoInfo) -> None:
+        name = candidate.stored_name()
+        units = self._video_units(info)
+        start = self.done
+        try:
+            self._store_video(candidate, info, name, start, units)
+        except (VideoRejected, ImageRejected) as exc:
+            self.report.add_error(name, str(exc))
+        except Exception as exc:
+            logger.exception("importing %s failed", name)
+            self.report.add_error(name, f"{type(exc).__name__}: {exc}")
+        self.done = start
+        self._advance(units, candidate)
+
+    def _store_video(self, candidate: Candidate, info: VideoInfo, name: str, start: int, units: int) -> None:
+        placement = candidate.placement
+        assert placement is not None and placement.group is not None
+        source_sha256 = sha256_of_file(candidate.path)
+        if self._already_imported(candidate, source_sha256, name):
+            return
+        decoded = self._decode_video(candidate, name, start, units)
+        suffix = candidate.path.suffix.lower()
+        source_file = media.content_path("videos", source_sha256, suffix)
+        try:
+            if media.copy_file_atomic(source_file, candidate.path):
+                decoded.created_files.append(source_file)
+        except BaseException:
+            _remove_unreferenced(decoded.created_files)
+            raise
+        video_fields = {
+            "name": placement.group,
+            "kind": Video.Kind.VIDEO_FILE,
+            "source_sha256": source_sha256,
+            "source_file": source_file,
+            "codec": info.codec,
+            "frame_rate": info.frame_rate,
+            "frame_count": decoded.frame_count,
+            "duration_s": _duration(info, decoded.frame_count),
+            "width": info.width,
+            "height": info.height,
+            "every_nth": self.options.every_nth,
+        }
+        try:
+            for attempt in range(1, VIDEO_ATTEMPTS + 1):
+                # A concurrent import of the same video is found here on the second attempt.
+                if attempt > 1 and self._already_imported(candidate, source_sha256, name):
+                    _remove_unreferenced(decoded.created_files)
+                    return
+                try:
+                    with self._unit() as created:
+                        self._insert_video(candidate, video_fields, decoded, name, created)
+                    return
+                except IntegrityError:
+                    if attempt == VIDEO_ATTEMPTS:
+                        raise
+        except BaseException:
+            _remove_unreferenced(decoded.created_files)
+            raise
+
+    def _already_imported(self, candidate: Candidate, source_sha256: str, name: str) -> bool:
+        """True (and reported) when this very video is stored; raises when another one has its name."""
+        placement = candidate.placement
+        assert placement is not None and placement.group is not None
+        existing = (
+            Video.objects.filter(
+                examination__patient__project=self.project,
+                examination__patient__pseudonym=pseudonym_for(placement.patient_identifier),
+                examination__code=placement.examination,
+                name=placement.group,
+            )
+            .only("id", "source_sha256", "every_nth")
+            .first()
+        )
+        if existing is None:
+            return False
+        if existing.source_sha256 == source_sha256 and existing.every_nth == self.options.every_nth:
+            self.report.add_duplicate(name, kind="video", duplicate_of=existing.pk)
+            return True
+        raise VideoRejected(
+            f"examination {placement.examination} already has a video '{placement.group}' from another "
+            f"file or with another every_nth ({existing.every_nth}); rename the file to import it"
+        )
+
+    def _decode_video(self, candidate: Candidate, name: str, start: int, units: int) -> _DecodedVideo:
+        """Decode and prepare every kept frame (files written, no rows yet)."""
+        result = _DecodedVideo()
+        counter = [0]
+        pending: deque[tuple[DecodedFrame, Future[PreparedFrame]]] = deque()
+
+        def collect() -> None:
+            decoded_frame, future = pending.popleft()
+            prepared = future.result()
+            result.created_files.extend(prepared.created_files)
+            result.frames.append(
+                _VideoFrame(decoded_index=decoded_frame.index, time_s=decoded_frame.time_s, prepared=prepared)
+            )
+            self.done = start + min(len(result.frames), units)
+            self._report_progress(f"{name}: frame {decoded_frame.index}")
+
+        try:
+            frames = decode_frames(candidate.path, every_nth=self.options.every_nth, counter=counter)
+            for decoded_frame in frames:
+                future = self.pool.submit(prepare_image, decoded_frame.image, crop=self.options.crop)
+                pending.append((decoded_frame, future))
+                if len(pending) >= self.window:
+                    collect()
+            while pending:
+                collect()
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            for _, future in pending:
+                if not future.cancelled() and future.exception() is None:
+                    result.created_files.extend(future.result().created_files)
+            _remove_unreferenced(result.created_files)
+            raise
+        result.frame_count = counter[0]
+        return result
+
+    def _insert_video(
+        self,
+        candidate: Candidate,
+        video_fields: dict[str, Any],
+        decoded: _DecodedVideo,
+        display: str,
+        created: _Created,
+    ) -> None:
+        placement = candidate.placement
+        assert placement is not None
+        patient = self._patient(placement.patient_identifier, created)
+        examination = self._examination(patient, placement.patient_identifier, placement.examination, created)
+        video = Video.objects.create(examination=examination, **video_fields)
+        created.videos += 1
+        known = self._known(examination)
+        first_of_content: dict[str, int] = {}  # sha256 -> decoded index of its first frame here
+        rows: list[Frame] = []
+        duplicates: list[tuple[str, str | int]] = []  # (frame path, existing frame id or sha256)
+        for frame in decoded.frames:
+            sha256 = frame.prepared.sha256
+            path = f"{display}#frame={frame.decoded_index}"
+            if sha256 in known:
+                duplicates.append((path, known[sha256]))
+                continue
+            if sha256 in first_of_content:
+                duplicates.append((path, sha256))  # a still repeated within this video
+                continue
+            first_of_content[sha256] = frame.decoded_index
+            rows.append(
+                Frame(
+                    **_frame_fields(frame.prepared),
+                    examination=examination,
+                    video=video,
+                    index_in_video=frame.decoded_index,
+                    time_s=frame.time_s,
+                    source_name=path,
+                    reference_label=candidate.reference_label,
+                )
+            )
+        stored = Frame.objects.bulk_create(rows, batch_size=VIDEO_INSERT_BATCH)
+        for row in stored:
+            known[row.sha256] = row.pk
+        for path, existing in duplicates:
+            frame_id = known[existing] if isinstance(existing, str) else existing
+            self.report.add_duplicate(path, kind="frame", duplicate_of=frame_id)
+        self.report.frames_created += len(stored)
+
+    # -- after the files ------------------------------------------------------------------------
+
+    def _update_sequence_counts(self) -> None:
+        """An image sequence's frame_count is the number of frames it holds."""
+        if not self._touched_sequences:
+            return
+        counts = (
+            Video.objects.filter(pk__in=self._touched_sequences)
+            .annotate(stored=Count("frames"))
+            .values_list("pk", "stored")
+        )
+        for pk, stored in counts:
+            Video.objects.filter(pk=pk).update(frame_count=stored)
+
+    def _apply_examination_values_without_files(self) -> None:
+        """Sheet rows for examinations no imported file belonged to update those already stored."""
+        for (identifier, code), values in self.examination_values.items():
+            if (identifier, code) in self._examinations_seen or not values:
+                continue
+            examination = Examination.objects.filter(
+                patient__project=self.project, patient__pseudonym=pseudonym_for(identifier), code=code
+            ).first()
+            if examination is None:
+                self.report.add_warning(
+                    "metadata", f"examination '{code}' of a patient in the sheet was not found; row ignored"
+                )
+                continue
+            for attribute, value in values.items():
+                setattr(examination, attribute, value)
+            examination.save(update_fields=list(values))
+
+
+def _frame_fields(prepared: PreparedFrame) -> dict[str, Any]:
+    return {
+        "sha256": prepared.sha256,
+        "file": prepared.file,
+        "file_bytes": prepared.file_bytes,
+        "width": prepared.width,
+        "height": prepared.height,
+        "mode": prepared.mode,
+        "preview_file": prepared.preview_file,
+        "preview_width": prepared.preview_width,
+        "preview_height": prepared.preview_height,
+        "crop_box": prepared.crop_box,
+    }
+
+
+def _duration(info: VideoInfo, frame_count: int) -> float | None:
+    if info.frame_rate:
+        return frame_count / info.frame_rate
+    return info.duration_s
+
+
+def _remove_unreferenced(relatives: tuple[str, ...] | list[str]) -> None:
+    """Delete media files this attempt created unless some row (of any import) points to them."""
+    for relative in relatives:
+        kind = relative.split("/", 1)[0]
+        if kind == "frames":
+            referenced = Frame.objects.filter(file=relative).exists()
+        elif kind == "previews":
+            referenced = Frame.objects.filter(preview_file=relative).exists()
+        elif kind == "videos":
+            referenced = Video.objects.filter(source_file=relative).exists()
+        else:
+            referenced = True
+        if not referenced:
+            media.delete(relative)

@@ -1,0 +1,105 @@
+"""Imports of real frames through a real Celery worker process, including a worker killed mid-job."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from jobs.models import Job
+from records.importing.options import ImportOptions
+from records.models import Frame, Project, Video
+from records.services import import_job_create
+from tests.e2e.conftest import CeleryWorker, wait_for
+from tests.factories import ProjectFactory
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        importlib.util.find_spec("records.importing.service") is None,
+        reason="the import pipeline (records/importing/service.py) is not there yet",
+    ),
+]
+
+VIDEO = Path("amphybio_endomicroscopy-analysis/data-sample/comparative-sample/main/S01/1/S01V01.mpeg")
+VIDEO_FRAMES = 260
+
+
+def _job(job_id: int) -> Job:
+    return Job.objects.get(pk=job_id)
+
+
+def _finished(job_id: int) -> bool:
+    return _job(job_id).is_finished
+
+
+def test_an_import_of_real_frames_runs_on_the_worker(
+    celery_worker_process: CeleryWorker, realdata: Path
+) -> None:
+    source = realdata / "imesluh_vocalfolds" / "img" / "patient1"
+    images = sorted(path for path in source.rglob("*.png"))
+    project: Project = ProjectFactory.create()
+
+    job = import_job_create(
+        project=project, sources=[source], metadata=None, options=ImportOptions(), created_by_id=None
+    )
+
+    wait_for(lambda: _finished(job.pk), timeout=180, describe=f"import job {job.pk} to finish")
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts == 1
+    assert job.worker.endswith(f":{celery_worker_process.pid}")
+    # The final progress write is never throttled away: the row shows 100 %, not the last sample.
+    assert job.progress_total
+    assert job.progress_done == job.progress_total
+    assert job.progress == 1.0
+    frames = Frame.objects.filter(examination__patient__project=project)
+    assert frames.count() == len(images) == job.result["frames_created"]
+    assert {frame.source_name.rsplit("/", 1)[-1] for frame in frames} == {path.name for path in images}
+
+
+def test_a_job_whose_worker_is_killed_is_finished_by_the_next_worker_without_duplicates(
+    celery_worker_process: CeleryWorker, realdata: Path
+) -> None:
+    project: Project = ProjectFactory.create()
+    job = import_job_create(
+        project=project,
+        sources=[realdata / VIDEO],
+        metadata=None,
+        options=ImportOptions(default_patient="S01"),
+        created_by_id=None,
+    )
+
+    def in_progress() -> bool:
+        current = _job(job.pk)
+        assert not current.is_finished, "the import finished before the worker could be killed"
+        return current.status == Job.Status.RUNNING and current.progress_done > 0
+
+    wait_for(in_progress, timeout=120, interval=0.05, describe="the import to report progress")
+    celery_worker_process.kill()
+    killed = _job(job.pk)
+    assert killed.status == Job.Status.RUNNING
+    assert killed.progress_done < VIDEO_FRAMES
+
+    # The message was never acknowledged: Redis hands it to the next worker once the (test-short)
+    # visibility timeout has passed, flagged redelivered, and that worker takes the job over.
+    celery_worker_process.start()
+    wait_for(lambda: _finished(job.pk), timeout=300, describe=f"import job {job.pk} to finish")
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert job.worker.endswith(f":{celery_worker_process.pid}")
+    # Taken over because the message came back flagged redelivered, not because a heartbeat went
+    # stale (CLEAR_JOB_STALE_SECONDS is minutes).
+    assert "left running by a lost worker" in celery_worker_process.log.read_text()
+
+    video = Video.objects.get(examination__patient__project=project)
+    frames = Frame.objects.filter(video=video)
+    assert frames.count() == VIDEO_FRAMES
+    assert sorted(
+        index for index in frames.values_list("index_in_video", flat=True) if index is not None
+    ) == list(range(VIDEO_FRAMES))
+    assert frames.values("sha256").distinct().count() == VIDEO_FRAMES
+    assert Frame.objects.filter(examination__patient__project=project).count() == VIDEO_FRAMES
