@@ -4,12 +4,14 @@
 
 1. 2,000 generated 576x592 grayscale PNG frames: CLEAR's import (decode, strip metadata by
    re-encoding, sha256, preview, database rows) against a bare Pillow loop that only decodes each
-   file and writes its 512 px WebP preview. Goal: CLEAR at >= 80 % of the bare loop's frames/s.
+   file and writes its 512 px preview with the import's own preview settings.
+   Goal: CLEAR at >= 80 % of the bare loop's frames/s.
 2. The real Cellvizio pCLE video (260 frames): CLEAR's video import against a bare PyAV decode of
    the same file. Goal: >= 80 %.
 
-Each side runs once after a warm-up on a small set, on a fresh database schema (a throw-away
-`clear_bench` database that the script creates and drops).
+Both sides run after a warm-up on a small set; the frames workload alternates the two sides
+--repeats times (default 3) and keeps each side's best run. The database is a throw-away
+`clear_bench` database that the script creates afresh.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -54,18 +57,24 @@ def generate_frames(folder: Path, count: int, *, seed: int = 0) -> list[Path]:
 
 
 def bare_pillow_loop(paths: list[Path], max_side: int) -> float:
+    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY
+
     start = time.perf_counter()
     for path in paths:
         with Image.open(path) as image:
             image.load()
             preview = image.copy()
-            preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            preview.save(io.BytesIO(), format="WEBP", quality=80)
+            preview.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+            preview.save(io.BytesIO(), format=PREVIEW_FORMAT, quality=PREVIEW_QUALITY)
     return time.perf_counter() - start
 
 
-def bare_pyav_decode(path: Path) -> tuple[float, int]:
+def bare_pyav_decode(path: Path, *, encode: bool = False) -> tuple[float, int]:
+    """Decode every frame; with `encode`, also write each one as CLEAR must (lossless PNG + preview),
+    in one thread and without a database: the least work a video import of stored frames can do."""
     import av
+
+    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY, encode_png
 
     start = time.perf_counter()
     count = 0
@@ -73,7 +82,12 @@ def bare_pyav_decode(path: Path) -> tuple[float, int]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frame.to_ndarray(format="gray")
+            pixels = frame.to_ndarray(format="gray")
+            if encode:
+                image = Image.fromarray(pixels, mode="L")
+                encode_png(image)
+                image.thumbnail((512, 512), Image.Resampling.BICUBIC)
+                image.save(io.BytesIO(), format=PREVIEW_FORMAT, quality=PREVIEW_QUALITY)
             count += 1
     return time.perf_counter() - start, count
 
@@ -100,6 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--database", default="clear_bench")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,17 +142,25 @@ def main() -> None:
             progress=no_progress,
         )
 
-        bare_seconds = bare_pillow_loop(paths, settings.CLEAR_PREVIEW_MAX_SIDE)
-        start = time.perf_counter()
-        report = import_sources(
-            project_id=project.pk,
-            sources=[work / "frames"],
-            metadata=None,
-            options=ImportOptions(),
-            progress=no_progress,
-        )
-        clear_seconds = time.perf_counter() - start
-        assert report.frames_created == len(paths), report.summary()
+        # Best of --repeats alternating runs: this VM shares its two cores with background services,
+        # and the minimum is the run least disturbed by them. Each CLEAR run starts from an empty
+        # media folder and a new project, so that nothing is skipped as already stored.
+        bare_runs, clear_runs = [], []
+        for repeat in range(args.repeats):
+            bare_runs.append(bare_pillow_loop(paths, settings.CLEAR_PREVIEW_MAX_SIDE))
+            shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+            target = Project.objects.create(name=f"bench {repeat}", slug=f"bench-{repeat}")
+            start = time.perf_counter()
+            report = import_sources(
+                project_id=target.pk,
+                sources=[work / "frames"],
+                metadata=None,
+                options=ImportOptions(),
+                progress=no_progress,
+            )
+            clear_runs.append(time.perf_counter() - start)
+            assert report.frames_created == len(paths), report.summary()
+        bare_seconds, clear_seconds = min(bare_runs), min(clear_runs)
 
         rows = [
             (
@@ -145,7 +168,7 @@ def main() -> None:
                 len(paths),
                 bare_seconds,
                 clear_seconds,
-                "bare Pillow decode + WebP preview",
+                "bare Pillow decode + JPEG preview",
             )
         ]
 
@@ -162,6 +185,7 @@ def main() -> None:
             )
             video_clear_seconds = time.perf_counter() - start
             assert report.frames_created == decoded, report.summary()
+            encode_seconds, _ = bare_pyav_decode(VIDEO, encode=True)
             rows.append(
                 (
                     "pCLE video (MPEG-1, 260 frames)",
@@ -169,6 +193,15 @@ def main() -> None:
                     video_bare_seconds,
                     video_clear_seconds,
                     "bare PyAV decode",
+                )
+            )
+            rows.append(
+                (
+                    "pCLE video (MPEG-1, 260 frames)",
+                    decoded,
+                    encode_seconds,
+                    video_clear_seconds,
+                    "bare PyAV decode + PNG + preview, 1 thread, no database (context)",
                 )
             )
 
@@ -179,9 +212,12 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         for name, count, base, ours, baseline_name in rows:
             ratio = base / ours
+            goal = (
+                "none" if "(context)" in baseline_name else f">= 80 % {'met' if ratio >= 0.8 else 'NOT met'}"
+            )
             print(
                 f"| {name} | {count} | {baseline_name} | {count / base:.1f} | {count / ours:.1f} | "
-                f"{ratio:.0%} | >= 80 % {'met' if ratio >= 0.8 else 'NOT met'} |"
+                f"{ratio:.0%} | {goal} |"
             )
 
     from django.db import connections

@@ -605,7 +605,7 @@ class FrameViewSet(viewsets.ReadOnlyModelViewSet[Frame]):
         frame = self.get_object()
         return serve_content_addressed(request, frame.file, frame.sha256)
 
-    @_image_schema("image/webp", "preview")
+    @_image_schema("image/jpeg", "preview")
     @action(**_FILE_ACTION)
     def preview(self, request: Request, pk: str) -> HttpResponseBase:
         frame = self.get_object()

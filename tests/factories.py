@@ -79,7 +79,7 @@ class VideoFactory(factory.django.DjangoModelFactory[Video]):
 
 
 class FrameFactory(factory.django.DjangoModelFactory[Frame]):
-    """A frame with a real tiny PNG and WebP preview written under MEDIA_ROOT (content-addressed)."""
+    """A frame with a real tiny PNG and JPEG preview written under MEDIA_ROOT (content-addressed)."""
 
     class Meta:
         model = Frame
@@ -109,8 +109,8 @@ class FrameFactory(factory.django.DjangoModelFactory[Frame]):
         sha256 = hashlib.sha256(png).hexdigest()
         kwargs.setdefault("sha256", sha256)
         kwargs.setdefault("file", media.content_path("frames", sha256, ".png"))
-        kwargs.setdefault("preview_file", media.content_path("previews", sha256, ".webp"))
+        kwargs.setdefault("preview_file", media.content_path("previews", sha256, ".jpg"))
         kwargs.setdefault("file_bytes", len(png))
         media.write_atomic(str(kwargs["file"]), png)
-        media.write_atomic(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "WEBP"))
+        media.write_atomic(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "JPEG"))
         return super()._create(model_class, *args, **kwargs)

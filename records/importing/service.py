@@ -49,8 +49,12 @@ ProgressCallback = Callable[[int, int | None, str], None]
 
 # Frames prepared ahead of the database writes, per worker thread: enough to keep every thread
 # busy while the main thread inserts, little enough that memory stays flat for any source size.
-PREFETCH_PER_WORKER = 2
+PREFETCH_PER_WORKER = 4
 VIDEO_INSERT_BATCH = 500
+# Image frames are written to the database in batches of this many, one transaction (one commit,
+# one WAL flush) per batch instead of per frame; a batch that collides with a concurrent import is
+# rolled back and written frame by frame.
+IMAGE_INSERT_BATCH = 64
 # A video whose rows collide with a concurrent import is retried this often, re-reading what the
 # other import stored (its frames then count as duplicates).
 VIDEO_ATTEMPTS = 2
@@ -161,6 +165,7 @@ class _Importer:
         self.total = 0
         self._clear_caches()
         self._touched_sequences: set[int] = set()
+        self._image_batch: list[tuple[Candidate, PreparedFrame, str]] = []
         self._examinations_seen: set[tuple[str, str]] = set()
 
     # -- caches ---------------------------------------------------------------------------------
@@ -283,6 +288,7 @@ class _Importer:
                 continue
             while pending:
                 self._finish_image(*pending.popleft())
+            self._flush_images()
             info_or_error = infos[id(candidate)]
             if isinstance(info_or_error, VideoRejected):
                 self.report.add_error(candidate.stored_name(), str(info_or_error))
@@ -291,6 +297,7 @@ class _Importer:
                 self._import_video(candidate, info_or_error)
         while pending:
             self._finish_image(*pending.popleft())
+        self._flush_images()
 
         self._update_sequence_counts()
         self._apply_examination_values_without_files()
@@ -315,13 +322,87 @@ class _Importer:
         name = candidate.stored_name()
         try:
             prepared = future.result()
-            self._store_image(candidate, prepared, name)
+            self._image_batch.append((candidate, prepared, name))
+            if len(self._image_batch) >= IMAGE_INSERT_BATCH:
+                self._flush_images()
         except ImageRejected as exc:
             self.report.add_error(name, str(exc))
         except Exception as exc:  # one bad file must never end the import
             logger.exception("importing %s failed", name)
             self.report.add_error(name, f"{type(exc).__name__}: {exc}")
         self._advance(1, candidate)
+
+    def _flush_images(self) -> None:
+        """Write the prepared image frames waiting in the batch: together, or else one by one."""
+        batch, self._image_batch = self._image_batch, []
+        if not batch:
+            return
+        try:
+            self._insert_image_batch(batch)
+            return
+        except IntegrityError:
+            logger.info(
+                "a batch of %d frames collided with another import; writing them one by one", len(batch)
+            )
+        except Exception:
+            logger.exception("writing a batch of %d frames failed; writing them one by one", len(batch))
+        for candidate, prepared, name in batch:
+            try:
+                self._store_image(candidate, prepared, name)
+            except Exception as exc:  # one bad file must never end the import
+                logger.exception("importing %s failed", name)
+                self.report.add_error(name, f"{type(exc).__name__}: {exc}")
+
+    def _insert_image_batch(self, batch: list[tuple[Candidate, PreparedFrame, str]]) -> None:
+        rows: list[Frame] = []
+        # (path, id of the frame already stored, or the (examination id, sha256) inserted by this batch)
+        duplicates: list[tuple[str, int | tuple[int, str]]] = []
+        in_batch: set[tuple[int, str]] = set()  # (examination id, sha256) inserted by this batch
+        next_index: dict[int, int] = {}
+        with self._unit() as created:
+            for candidate, prepared, name in batch:
+                placement = candidate.placement
+                assert placement is not None
+                patient = self._patient(placement.patient_identifier, created)
+                examination = self._examination(
+                    patient, placement.patient_identifier, placement.examination, created
+                )
+                existing = self._known(examination).get(prepared.sha256)
+                if existing is not None:
+                    duplicates.append((name, existing))
+                    continue
+                if (examination.pk, prepared.sha256) in in_batch:
+                    duplicates.append((name, (examination.pk, prepared.sha256)))
+                    continue
+                in_batch.add((examination.pk, prepared.sha256))
+                video = None
+                index = None
+                if placement.group is not None:
+                    video = self._sequence(examination, placement.group, created)
+                    index = next_index.get(video.pk, self._index_after_last(video))
+                    next_index[video.pk] = index + 1
+                rows.append(
+                    Frame(
+                        **_frame_fields(prepared),
+                        examination=examination,
+                        video=video,
+                        index_in_video=index,
+                        source_name=name,
+                        reference_label=candidate.reference_label,
+                    )
+                )
+            stored = Frame.objects.bulk_create(rows)
+        # Committed: only now may the caches and the report learn about the new rows.
+        for row in stored:
+            self._known_frames[row.examination_id][row.sha256] = row.pk
+        self._next_index.update(next_index)
+        self._touched_sequences.update(next_index)
+        self.report.frames_created += len(stored)
+        # bulk_create sets every pk on PostgreSQL and SQLite (RETURNING).
+        by_content: dict[tuple[int, str], int] = {(row.examination_id, row.sha256): row.id for row in stored}
+        for name, original in duplicates:
+            first = by_content[original] if isinstance(original, tuple) else original
+            self.report.add_duplicate(name, kind="frame", duplicate_of=first)
 
     def _store_image(self, candidate: Candidate, prepared: PreparedFrame, name: str) -> None:
         try:

@@ -127,7 +127,7 @@ def test_frames_come_in_stable_cursor_pages(project, reader):
 
 @pytest.mark.parametrize(
     ("suffix", "content_type", "etag_suffix"),
-    [("image", "image/png", ""), ("preview", "image/webp", "-preview")],
+    [("image", "image/png", ""), ("preview", "image/jpeg", "-preview")],
 )
 def test_frame_file_is_streamed_with_content_addressed_cache_headers(
     reader, frame, suffix, content_type, etag_suffix
@@ -179,7 +179,7 @@ def test_image_is_served_whatever_the_browser_accepts(reader, frame):
     )
 
     assert response.status_code == 200
-    assert response["Content-Type"] == "image/webp"
+    assert response["Content-Type"] == "image/jpeg"
 
 
 @pytest.mark.parametrize("suffix", ["image", "preview"])

@@ -108,6 +108,7 @@ def test_failed_insert_removes_the_files_it_created(
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(Frame.objects, "create", broken_create)
+    monkeypatch.setattr(Frame.objects, "bulk_create", broken_create)
     report = run_import(ProjectFactory.create(), [tmp_path / "src"])
     assert "database went away" in report.errors[0]["error"]
     assert media_files(media_root, "frames") == [] and media_files(media_root, "previews") == []

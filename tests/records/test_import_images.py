@@ -12,7 +12,7 @@ import pytest
 from django.test import override_settings
 from PIL import Image, PngImagePlugin
 
-from records.importing.images import normalise_mode
+from records.importing.images import encode_png, normalise_mode
 from records.models import Frame
 from tests.factories import ProjectFactory
 from tests.records.import_support import error_paths, gray_frame, media_files, run_import, save
@@ -33,7 +33,7 @@ def _assert_only_good_frame_stored(report_errors: dict[str, str], media_root: Pa
     assert [frame.source_name.rsplit("/", 1)[-1] for frame in frames] == ["good.png"]
     # Nothing of the bad file reached storage: exactly the good frame's PNG and preview exist.
     assert [path.name for path in media_files(media_root, "frames")] == [f"{frames[0].sha256}.png"]
-    assert [path.name for path in media_files(media_root, "previews")] == [f"{frames[0].sha256}.webp"]
+    assert [path.name for path in media_files(media_root, "previews")] == [f"{frames[0].sha256}.jpg"]
 
 
 def _error_for(report_errors: dict[str, str], name: str) -> str:
@@ -166,13 +166,14 @@ def test_grayscale_stays_grayscale_and_previews_exist(tmp_path: Path, media_root
     assert frame.mode == "L"
     assert (frame.width, frame.height) == (1024, 600)
     assert (frame.preview_width, frame.preview_height) == (512, 300)
-    assert frame.file == f"frames/{frame.sha256[:2]}/{frame.sha256[2:4]}/{frame.sha256}.png"
-    assert frame.preview_file.endswith(f"{frame.sha256}.webp")
+    assert frame.file == f"frames/{frame.sha256[:2]}/{frame.sha256}.png"
+    assert frame.preview_file.endswith(f"{frame.sha256}.jpg")
     with Image.open(media_root / frame.file) as stored:
         assert stored.mode == "L"
         assert frame.file_bytes == (media_root / frame.file).stat().st_size
     with Image.open(media_root / frame.preview_file) as preview:
-        assert preview.format == "WEBP"
+        assert preview.format == "JPEG"
+        assert preview.mode == "L"
         assert preview.size == (512, 300)
 
 
@@ -213,3 +214,29 @@ def test_png_is_written_at_the_fast_compression_level(tmp_path: Path, media_root
     # zlib header FLEVEL bits (0 = fastest) of the first IDAT chunk.
     assert (data[idat + 1] >> 6) == 0
     assert zlib.decompressobj().decompress(data[idat:]) != b""
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_stored_png_decodes_to_exactly_the_source_pixels(mode: str) -> None:
+    rng = np.random.default_rng(3)
+    shape = (37, 53) if mode == "L" else (37, 53, 3)
+    pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    encoded = encode_png(Image.fromarray(pixels, mode=mode))
+    with Image.open(io.BytesIO(encoded)) as decoded:
+        decoded.load()
+        assert decoded.format == "PNG"
+        assert decoded.mode == mode
+        assert np.array_equal(np.asarray(decoded), pixels)
+        assert decoded.info == {}
+
+
+def test_png_encoding_depends_only_on_the_pixels() -> None:
+    image = Image.new("L", (20, 10), 40)
+    copy = image.copy()
+    copy.info["comment"] = "metadata must not matter"
+    assert encode_png(image) == encode_png(copy)
+
+
+def test_png_encoder_refuses_modes_it_does_not_write() -> None:
+    with pytest.raises(ValueError, match="L or RGB"):
+        encode_png(Image.new("RGBA", (2, 2)))

@@ -41,10 +41,7 @@ def test_pcle_video_gives_260_grayscale_frames_with_indices_and_times(
     assert video.every_nth == 1
     stored_source = media_root / video.source_file
     assert stored_source.read_bytes() == (realdata / PCLE_VIDEO).read_bytes()
-    assert (
-        video.source_file
-        == f"videos/{video.source_sha256[:2]}/{video.source_sha256[2:4]}/{video.source_sha256}.mpeg"
-    )
+    assert video.source_file == f"videos/{video.source_sha256[:2]}/{video.source_sha256}.mpeg"
 
     frames = list(video.frames.order_by("index_in_video"))
     assert [frame.index_in_video for frame in frames] == list(range(260))
