@@ -57,14 +57,14 @@ def generate_frames(folder: Path, count: int, *, seed: int = 0) -> list[Path]:
 
 
 def bare_pillow_loop(paths: list[Path], max_side: int) -> float:
-    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY
+    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY, PREVIEW_RESAMPLE
 
     start = time.perf_counter()
     for path in paths:
         with Image.open(path) as image:
             image.load()
             preview = image.copy()
-            preview.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+            preview.thumbnail((max_side, max_side), PREVIEW_RESAMPLE)
             preview.save(io.BytesIO(), format=PREVIEW_FORMAT, quality=PREVIEW_QUALITY)
     return time.perf_counter() - start
 
@@ -74,7 +74,7 @@ def bare_pyav_decode(path: Path, *, encode: bool = False) -> tuple[float, int]:
     in one thread and without a database: the least work a video import of stored frames can do."""
     import av
 
-    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY, encode_png
+    from records.importing.images import PREVIEW_FORMAT, PREVIEW_QUALITY, PREVIEW_RESAMPLE, encode_png
 
     start = time.perf_counter()
     count = 0
@@ -86,7 +86,7 @@ def bare_pyav_decode(path: Path, *, encode: bool = False) -> tuple[float, int]:
             if encode:
                 image = Image.fromarray(pixels, mode="L")
                 encode_png(image)
-                image.thumbnail((512, 512), Image.Resampling.BICUBIC)
+                image.thumbnail((512, 512), PREVIEW_RESAMPLE)
                 image.save(io.BytesIO(), format=PREVIEW_FORMAT, quality=PREVIEW_QUALITY)
             count += 1
     return time.perf_counter() - start, count

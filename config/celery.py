@@ -32,12 +32,14 @@ def _configure(app: Celery) -> None:
         transport_options["global_keyprefix"] = settings.CLEAR_BROKER_KEY_PREFIX
     if broker_url.startswith("filesystem://"):
         folder = settings.CELERY_BROKER_FOLDER
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            # Without it kombu keeps its exchange table in ./control, wherever the process started.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     app.conf.update(

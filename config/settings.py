@@ -175,7 +175,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/api-auth/login/"
+LOGIN_REDIRECT_URL = "/api/docs/"
 
 # --- Celery -------------------------------------------------------------------------------------
 # Redis in tests and production. Without a configured broker the demo uses kombu's filesystem

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
@@ -140,17 +140,12 @@ def test_frame_file_and_hash_are_read_only_in_the_admin(superuser_client, rows):
 
 @pytest.fixture
 def data_manager_client(rows) -> Client:
-    """A staff data manager of the rows' project, with the view/change permissions of a group."""
+    """A staff data manager of the rows' project in the "Data managers" group the migrations create."""
     user = UserFactory.create(is_staff=True)
     MembershipFactory.create(
         project=rows["records_project"], user=user, role=ProjectMembership.Role.DATA_MANAGER
     )
-    codenames = [
-        f"{action}_{model}"
-        for action in ("view", "change")
-        for model in ("project", "projectmembership", "patient", "examination", "video", "frame")
-    ] + ["view_job"]
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    user.groups.add(Group.objects.get(name="Data managers"))
     client = Client()
     client.force_login(user)
     return client
@@ -187,3 +182,12 @@ def test_staff_data_manager_sees_own_projects_jobs_only(data_manager_client, row
     assert response.status_code == 200
     assert reverse("admin:jobs_job_change", args=[rows["jobs_job"].pk]) in response.content.decode()
     assert reverse("admin:jobs_job_change", args=[other.pk]) not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "model", ["project", "projectmembership", "patient", "examination", "video", "frame"]
+)
+def test_data_manager_group_opens_every_records_changelist(data_manager_client, model):
+    response = data_manager_client.get(reverse(f"admin:records_{model}_changelist"))
+
+    assert response.status_code == 200

@@ -143,3 +143,30 @@ def test_me_lists_every_project_as_admin_for_a_superuser():
 
 def test_anonymous_me_is_refused():
     assert APIClient().get("/api/auth/me/").status_code in (401, 403)
+
+
+def test_reader_without_staff_rights_logs_in_through_the_browser_with_csrf():
+    from django.test import Client
+
+    reader = UserFactory.create(username="browser-reader", password="pw-for-tests")
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/api-auth/login/")
+    token = browser.cookies["csrftoken"].value
+
+    refused = Client(enforce_csrf_checks=True).post(
+        "/api-auth/login/", {"username": reader.username, "password": "pw-for-tests"}
+    )
+    response = browser.post(
+        "/api-auth/login/",
+        {
+            "username": reader.username,
+            "password": "pw-for-tests",
+            "csrfmiddlewaretoken": token,
+            "next": "/api/docs/",
+        },
+    )
+
+    assert refused.status_code == 403
+    assert response.status_code == 302 and response["Location"] == "/api/docs/"
+    assert browser.get("/api/docs/").status_code == 200
+    assert browser.get("/api/auth/me/").json()["username"] == reader.username

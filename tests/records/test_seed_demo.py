@@ -137,3 +137,14 @@ def test_demo_frames_are_valid_png_files(demo_source: Path) -> None:
     for path in sorted(demo_source.rglob("*.png"))[:3]:
         with Image.open(path) as image:
             image.verify()
+
+
+def test_demo_data_manager_can_use_the_admin_and_readers_cannot(demo_source: Path) -> None:
+    _seed(demo_source)
+    users = get_user_model().objects
+    data_manager = users.get(username="datamanager")
+    assert data_manager.is_staff and not data_manager.is_superuser
+    assert data_manager.has_perm("records.change_examination")
+    assert data_manager.has_perm("jobs.view_job")
+    assert not data_manager.has_perm("jobs.change_job")
+    assert not users.get(username="reader1").is_staff

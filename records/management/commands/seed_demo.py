@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -26,6 +27,7 @@ from records.services import IMPORT_JOB_KIND, import_job_create
 # Printed by ./dev demo and in the README: a demo login, never a real credential.
 DEMO_PASSWORD = "clear-demo"  # noqa: S105
 DEMO_PROJECT_SLUG = "demo-cle"
+DATA_MANAGER_GROUP = "Data managers"  # created by records/migrations/0002_data_manager_group.py
 DEMO_PROJECT_NAME = "Demo CLE"
 DEMO_USERS: tuple[tuple[str, str], ...] = (
     ("admin", ProjectMembership.Role.ADMIN),
@@ -70,11 +72,17 @@ class Command(BaseCommand):
         for username, role in DEMO_USERS:
             user, user_created = users.objects.get_or_create(
                 username=username,
-                defaults={"is_staff": username == "admin", "is_superuser": username == "admin"},
+                defaults={
+                    # The data manager curates records in the admin; the others use the API/app.
+                    "is_staff": role in (ProjectMembership.Role.ADMIN, ProjectMembership.Role.DATA_MANAGER),
+                    "is_superuser": username == "admin",
+                },
             )
             if user_created:
                 user.set_password(DEMO_PASSWORD)
                 user.save(update_fields=["password"])
+                if role == ProjectMembership.Role.DATA_MANAGER:
+                    user.groups.add(Group.objects.get(name=DATA_MANAGER_GROUP))
             _, member_created = ProjectMembership.objects.get_or_create(
                 project=project, user=user, defaults={"role": role}
             )
@@ -102,7 +110,7 @@ class Command(BaseCommand):
             project=project,
             sources=[demo.root],
             metadata=demo.metadata,
-            options=ImportOptions(device="pCLE (synthetic demo probe)"),
+            options=ImportOptions(device="pCLE (synthetic demo probe)", crop=True),
             created_by_id=None,
         )
         self.stdout.write(f"import: queued job #{job.pk} ({demo.frames} frames); the worker imports them")
