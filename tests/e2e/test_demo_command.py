@@ -1,0 +1,114 @@
+"""`./dev demo`, the README's first command, run as a user runs it: embedded SQLite, the filesystem
+broker, a real worker process and the web server; then the demo data is checked through the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+START_TIMEOUT_S = 240.0
+IMPORT_TIMEOUT_S = 240.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _request(url: str, *, token: str | None = None, data: bytes | None = None) -> tuple[int, bytes, Any]:
+    request = urllib.request.Request(url, data=data)  # noqa: S310 (http on loopback only)
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers
+
+
+def _wait_for(check: Any, timeout: float, what: str, log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}; ./dev demo printed:\n{log.read_text()[-4000:]}")
+
+
+def test_dev_demo_serves_the_imported_demo_frames(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "CLEAR_BROKER_FOLDER": str(tmp_path / "broker"),
+        "CLEAR_MEDIA_ROOT": str(tmp_path / "media"),
+        "CLEAR_UPLOAD_ROOT": str(tmp_path / "uploads"),
+        "CLEAR_PORT": str(port),
+    }
+    env.pop("CLEAR_BROKER_KEY_PREFIX", None)
+    log = tmp_path / "demo.log"
+    with log.open("w") as output:
+        demo = subprocess.Popen(
+            ["./dev", "demo"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        credentials = b"username=reader1&password=clear-demo"
+
+        def token() -> str | None:
+            if demo.poll() is not None:
+                pytest.fail(f"./dev demo exited with {demo.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                status, body, _ = _request(f"{base}/api/auth/token/", data=credentials)
+            except OSError:
+                return None
+            return str(json.loads(body)["token"]) if status == 200 else None
+
+        reader_token = _wait_for(token, START_TIMEOUT_S, "the web server", log)
+
+        def import_finished() -> dict[str, Any] | None:
+            _, body, _ = _request(f"{base}/api/jobs/", token=reader_token)
+            jobs = json.loads(body)["results"]
+            return jobs[0] if jobs and jobs[0]["status"] in {"succeeded", "failed"} else None
+
+        job = _wait_for(import_finished, IMPORT_TIMEOUT_S, "the demo import job", log)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["frames_created"] == 48 and job["result"]["errors"] == []
+
+        _, body, _ = _request(f"{base}/api/frames/?page_size=100", token=reader_token)
+        frames = json.loads(body)["results"]
+        assert len(frames) == 48
+        assert {frame["mode"] for frame in frames} == {"L"}
+        assert all(frame["crop_box"] is not None for frame in frames)
+        status, preview, headers = _request(frames[0]["preview_url"], token=reader_token)
+        assert status == 200 and headers["Content-Type"] == "image/jpeg" and preview
+        assert _request(frames[0]["preview_url"])[0] in {401, 403}  # no public media
+        assert "demo logins" in log.read_text().lower()
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
