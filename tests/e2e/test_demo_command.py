@@ -106,9 +106,19 @@ def test_dev_demo_serves_the_imported_demo_frames(tmp_path: Path) -> None:
         assert _request(frames[0]["preview_url"])[0] in {401, 403}  # no public media
         assert "demo logins" in log.read_text().lower()
     finally:
-        os.killpg(demo.pid, signal.SIGTERM)
+        _stop_group(demo)
+
+
+def _stop_group(demo: subprocess.Popen[bytes]) -> None:
+    """Stop the script, its web server and its worker (one process group), waiting for all of them."""
+    os.killpg(demo.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        demo.poll()
         try:
-            demo.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
+            os.killpg(demo.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(demo.pid, signal.SIGKILL)
+    demo.wait()
