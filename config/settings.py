@@ -60,8 +60,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "simple_history",
     "jobs",
     "records",
+    "annotations",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +175,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two different choice sets are called "kind" (videos, label tasks): name the label tasks' one.
+    "ENUM_NAME_OVERRIDES": {"LabelTaskKindEnum": "annotations.models.LabelTask.Kind"},
 }
 
 LOGIN_URL = "/api-auth/login/"

@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/redoc/", login_required(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("api/", include("records.urls")),
     path("api/", include("jobs.urls")),
+    path("api/", include("annotations.urls")),
 ]

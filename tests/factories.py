@@ -114,3 +114,40 @@ class FrameFactory(factory.django.DjangoModelFactory[Frame]):
         media.write_atomic(str(kwargs["file"]), png)
         media.write_atomic(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "JPEG"))
         return super()._create(model_class, *args, **kwargs)
+
+
+# --- annotations ----------------------------------------------------------------------------------
+
+from annotations.models import Annotation, LabelChoice, LabelTask  # noqa: E402
+
+
+class LabelTaskFactory(factory.django.DjangoModelFactory[LabelTask]):
+    class Meta:
+        model = LabelTask
+
+    project = factory.SubFactory(ProjectFactory)
+    key = factory.Sequence(lambda n: f"task_{n}")
+    name = factory.Sequence(lambda n: f"Task {n}")
+    kind = LabelTask.Kind.NOMINAL
+
+
+class LabelChoiceFactory(factory.django.DjangoModelFactory[LabelChoice]):
+    class Meta:
+        model = LabelChoice
+
+    task = factory.SubFactory(LabelTaskFactory)
+    value = factory.Sequence(lambda n: f"choice_{n}")
+    label = factory.Sequence(lambda n: f"Choice {n}")
+    color = "#336699"
+    hotkey = ""
+
+
+class AnnotationFactory(factory.django.DjangoModelFactory[Annotation]):
+    class Meta:
+        model = Annotation
+
+    task = factory.SubFactory(LabelTaskFactory)
+    frame = factory.LazyAttribute(lambda o: FrameFactory.create(examination__patient__project=o.task.project))
+    annotator = factory.SubFactory(UserFactory)
+    value = "good"
+    confidence = 3

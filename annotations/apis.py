@@ -1,0 +1,621 @@
+"""REST API of label schemas and annotations: thin views over annotations.selectors and services.
+
+As everywhere in CLEAR, another project's object is a 404 (querysets come from `*_visible_to`), a
+member without the role for a write gets 403. Schema writes are for coordinators and project admins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.models import Annotation, LabelChoice, LabelTask
+from annotations.presets import PRESETS
+from annotations.selectors import (
+    ANNOTATION_OVERSEER_ROLES,
+    SCHEMA_EDITOR_ROLES,
+    annotation_history,
+    annotation_of,
+    annotations_visible_to,
+    label_choices_visible_to,
+    label_tasks_visible_to,
+)
+from annotations.services import (
+    AnnotationConflict,
+    AnnotationRefused,
+    IdempotencyKeyReused,
+    InUseError,
+    SchemaError,
+    annotation_submit,
+    label_choice_create,
+    label_choice_delete,
+    label_choice_update,
+    label_preset_apply,
+    label_task_create,
+    label_task_delete,
+    label_task_update,
+)
+from records.apis import require_role
+from records.filters import IdFilter
+from records.selectors import frames_visible_to, projects_visible_to
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class Unprocessable(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "unprocessable"
+
+
+def _schema_error(exc: SchemaError) -> ValidationError:
+    return ValidationError(exc.detail)
+
+
+# --- Label schemas --------------------------------------------------------------------------------
+
+
+class LabelChoiceOutputSerializer(serializers.ModelSerializer[LabelChoice]):
+    class Meta:
+        model = LabelChoice
+        fields = [
+            "id",
+            "task",
+            "value",
+            "label",
+            "order",
+            "color",
+            "hotkey",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class LabelTaskOutputSerializer(serializers.ModelSerializer[LabelTask]):
+    choices = LabelChoiceOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = LabelTask
+        fields = [
+            "id",
+            "project",
+            "key",
+            "name",
+            "description",
+            "kind",
+            "order",
+            "is_active",
+            "choices",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class LabelTaskCreateInputSerializer(serializers.Serializer[LabelTask]):
+    project = serializers.IntegerField()
+    key = serializers.SlugField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=LabelTask.Kind.choices, default=LabelTask.Kind.NOMINAL)
+    order = serializers.IntegerField(min_value=0, default=0)
+    is_active = serializers.BooleanField(default=True)
+
+
+class LabelTaskUpdateInputSerializer(serializers.Serializer[LabelTask]):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=LabelTask.Kind.choices, required=False)
+    order = serializers.IntegerField(min_value=0, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+HOTKEY_FIELD: dict[str, Any] = {
+    "max_length": 1,
+    "allow_blank": True,
+    "help_text": "One letter or digit (stored lower-case); blank for none.",
+}
+
+
+class LabelChoiceCreateInputSerializer(serializers.Serializer[LabelChoice]):
+    task = serializers.IntegerField()
+    value = serializers.SlugField(max_length=50)
+    label = serializers.CharField(max_length=200)  # type: ignore[assignment]
+    order = serializers.IntegerField(min_value=0, default=0)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", default="#808080")
+    hotkey = serializers.CharField(default="", **HOTKEY_FIELD)
+    is_active = serializers.BooleanField(default=True)
+
+
+class LabelChoiceUpdateInputSerializer(serializers.Serializer[LabelChoice]):
+    label = serializers.CharField(max_length=200, required=False)  # type: ignore[assignment]
+    order = serializers.IntegerField(min_value=0, required=False)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    hotkey = serializers.CharField(required=False, **HOTKEY_FIELD)
+    is_active = serializers.BooleanField(required=False)
+
+
+class LabelTaskFilter(filters.FilterSet):
+    project = IdFilter(field_name="project_id")
+    is_active = filters.BooleanFilter()
+
+    class Meta:
+        model = LabelTask
+        fields = ["project", "is_active"]
+
+
+class LabelChoiceFilter(filters.FilterSet):
+    task = IdFilter(field_name="task_id")
+    project = IdFilter(field_name="task__project_id")
+
+    class Meta:
+        model = LabelChoice
+        fields = ["task", "project"]
+
+
+_IN_USE = OpenApiResponse(description="Annotations use it: deactivate it instead (is_active=false).")
+
+
+@extend_schema_view(
+    list=extend_schema(description="Label tasks of the caller's projects, with their choices."),
+    retrieve=extend_schema(description="One label task with its choices."),
+)
+class LabelTaskViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[LabelTask],
+):
+    serializer_class = LabelTaskOutputSerializer
+    filterset_class = LabelTaskFilter
+
+    def get_queryset(self) -> QuerySet[LabelTask]:
+        return label_tasks_visible_to(self.request.user).prefetch_related("choices")
+
+    @extend_schema(
+        request=LabelTaskCreateInputSerializer,
+        responses={201: LabelTaskOutputSerializer},
+        description="Add a label task to a project (coordinators and project admins).",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = LabelTaskCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = get_object_or_404(projects_visible_to(request.user), pk=data.pop("project"))
+        require_role(request.user, project, SCHEMA_EDITOR_ROLES, "edit label tasks")
+        try:
+            task = label_task_create(project=project, changed_by=request.user, **data)  # type: ignore[arg-type]
+        except SchemaError as exc:
+            raise _schema_error(exc) from exc
+        return Response(LabelTaskOutputSerializer(task).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=LabelTaskUpdateInputSerializer,
+        responses={200: LabelTaskOutputSerializer},
+        description=(
+            "Rename, reorder, (de)activate a task (coordinators and project admins). A deactivated task "
+            "keeps its annotations readable and accepts no new or changed ones; its key never changes."
+        ),
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        require_role(request.user, task.project, SCHEMA_EDITOR_ROLES, "edit label tasks")
+        serializer = LabelTaskUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            task = label_task_update(task=task, changed_by=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        except SchemaError as exc:
+            raise _schema_error(exc) from exc
+        return Response(LabelTaskOutputSerializer(self.get_queryset().get(pk=task.pk)).data)
+
+    @extend_schema(
+        responses={204: None, 409: _IN_USE},
+        description="Delete a task nobody has annotated (coordinators and project admins); else 409.",
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        require_role(request.user, task.project, SCHEMA_EDITOR_ROLES, "delete label tasks")
+        try:
+            label_task_delete(task=task, changed_by=request.user)  # type: ignore[arg-type]
+        except InUseError as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(description="Choices of the label tasks of the caller's projects."),
+    retrieve=extend_schema(description="One choice of a label task."),
+)
+class LabelChoiceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[LabelChoice],
+):
+    serializer_class = LabelChoiceOutputSerializer
+    filterset_class = LabelChoiceFilter
+
+    def get_queryset(self) -> QuerySet[LabelChoice]:
+        return label_choices_visible_to(self.request.user).select_related("task__project")
+
+    @extend_schema(
+        request=LabelChoiceCreateInputSerializer,
+        responses={201: LabelChoiceOutputSerializer},
+        description="Add a choice to a task (coordinators and project admins); hotkeys must stay unique.",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = LabelChoiceCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        task = get_object_or_404(
+            label_tasks_visible_to(request.user).select_related("project"), pk=data.pop("task")
+        )
+        require_role(request.user, task.project, SCHEMA_EDITOR_ROLES, "edit label choices")
+        try:
+            choice = label_choice_create(task=task, changed_by=request.user, **data)  # type: ignore[arg-type]
+        except SchemaError as exc:
+            raise _schema_error(exc) from exc
+        return Response(LabelChoiceOutputSerializer(choice).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=LabelChoiceUpdateInputSerializer,
+        responses={200: LabelChoiceOutputSerializer},
+        description=(
+            "Relabel, recolour, reorder, change the hotkey of or (de)activate a choice (coordinators and "
+            "project admins). Its value never changes. A deactivated choice keeps existing annotations "
+            "valid and readable and refuses new ones."
+        ),
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        choice = self.get_object()
+        require_role(request.user, choice.task.project, SCHEMA_EDITOR_ROLES, "edit label choices")
+        serializer = LabelChoiceUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            choice = label_choice_update(choice=choice, changed_by=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        except SchemaError as exc:
+            raise _schema_error(exc) from exc
+        return Response(LabelChoiceOutputSerializer(choice).data)
+
+    @extend_schema(
+        responses={204: None, 409: _IN_USE},
+        description="Delete a choice no annotation uses (coordinators and project admins); else 409.",
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        choice = self.get_object()
+        require_role(request.user, choice.task.project, SCHEMA_EDITOR_ROLES, "delete label choices")
+        try:
+            label_choice_delete(choice=choice, changed_by=request.user)  # type: ignore[arg-type]
+        except InUseError as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Presets --------------------------------------------------------------------------------------
+
+
+class ChoicePresetSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    color = serializers.CharField()
+    hotkey = serializers.CharField()
+
+
+class TaskPresetSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=LabelTask.Kind.choices)
+    description = serializers.CharField()
+    choices = ChoicePresetSerializer(many=True)
+
+
+class PresetApplyInputSerializer(serializers.Serializer[Any]):
+    project = serializers.IntegerField()
+    preset = serializers.ChoiceField(choices=sorted(PRESETS))
+    reassign_hotkeys = serializers.BooleanField(
+        default=True,
+        help_text="Move a preset hotkey the project already uses to a free key (true), or refuse (false).",
+    )
+
+
+class HotkeyReassignmentSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    preset_hotkey = serializers.CharField()
+    hotkey = serializers.CharField()
+
+
+class PresetApplyOutputSerializer(serializers.Serializer[Any]):
+    task = LabelTaskOutputSerializer()
+    reassigned = HotkeyReassignmentSerializer(many=True)
+
+
+class LabelPresetListApi(APIView):
+    @extend_schema(
+        operation_id="label_presets_list",
+        responses={200: TaskPresetSerializer(many=True)},
+        description="The built-in label-task presets of the seed studies.",
+        tags=["label-presets"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(TaskPresetSerializer(list(PRESETS.values()), many=True).data)
+
+
+class LabelPresetApplyApi(APIView):
+    @extend_schema(
+        operation_id="label_presets_apply",
+        request=PresetApplyInputSerializer,
+        responses={201: PresetApplyOutputSerializer},
+        description=(
+            "Create a preset's task and choices in a project (coordinators and project admins). A hotkey "
+            "the project already uses is moved to a free key and reported in `reassigned`, or, with "
+            "reassign_hotkeys=false, the preset is refused (400) naming the clashes."
+        ),
+        tags=["label-presets"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PresetApplyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = get_object_or_404(projects_visible_to(request.user), pk=data["project"])
+        require_role(request.user, project, SCHEMA_EDITOR_ROLES, "apply label presets")
+        try:
+            applied = label_preset_apply(
+                project=project,
+                preset_key=data["preset"],
+                reassign_hotkeys=data["reassign_hotkeys"],
+                changed_by=request.user,  # type: ignore[arg-type]
+            )
+        except SchemaError as exc:
+            raise _schema_error(exc) from exc
+        task = label_tasks_visible_to(request.user).prefetch_related("choices").get(pk=applied.task.pk)
+        output = {
+            "task": task,
+            "reassigned": [
+                {"value": value, "preset_hotkey": old, "hotkey": new}
+                for value, (old, new) in applied.reassigned.items()
+            ],
+        }
+        return Response(PresetApplyOutputSerializer(output).data, status=status.HTTP_201_CREATED)
+
+
+# --- Annotations ----------------------------------------------------------------------------------
+
+
+class AnnotationOutputSerializer(serializers.Serializer[Any]):
+    """Works on an Annotation and on its snapshot() (an idempotent replay answers the stored one)."""
+
+    id = serializers.IntegerField(read_only=True)
+    frame = serializers.IntegerField(source="frame_id", read_only=True)
+    task = serializers.IntegerField(source="task_id", read_only=True)
+    annotator = serializers.IntegerField(source="annotator_id", read_only=True)
+    value = serializers.CharField(read_only=True)
+    confidence = serializers.IntegerField(
+        read_only=True, help_text=Annotation._meta.get_field("confidence").help_text
+    )
+    time_on_frame_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    ai_shown = serializers.BooleanField(read_only=True)
+    context = serializers.ChoiceField(choices=Annotation.Context.choices, read_only=True)  # type: ignore[assignment]
+    version = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class AnnotationSubmitInputSerializer(serializers.Serializer[Any]):
+    value = serializers.SlugField(max_length=50, help_text="The value of one of the task's active choices.")
+    confidence = serializers.IntegerField(
+        min_value=1, max_value=5, help_text=Annotation._meta.get_field("confidence").help_text
+    )
+    time_on_frame_ms = serializers.IntegerField(
+        min_value=0, max_value=86_400_000, required=False, allow_null=True
+    )
+    ai_shown = serializers.BooleanField(default=False)
+    version = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="The version being replaced (or send If-Match); leave out to create the annotation.",
+    )
+
+
+class AnnotationConflictSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    current = AnnotationOutputSerializer(allow_null=True, help_text="The server's state; null if none.")
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match_version(request: Request) -> int | None:
+    raw = request.headers.get("If-Match", "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw.removeprefix("W/").strip('"'))
+    except ValueError:
+        raise ValidationError(
+            {"If-Match": ['If-Match carries the annotation\'s version as an ETag, e.g. "3".']}
+        ) from None
+
+
+_FRAME_TASK = [
+    OpenApiParameter("frame_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+    OpenApiParameter("task_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+]
+
+
+class AnnotationApi(APIView):
+    """The caller's own annotation of one frame for one task."""
+
+    def _frame_and_task(self, request: Request, frame_id: int, task_id: int) -> tuple[Any, LabelTask]:
+        frame = get_object_or_404(
+            frames_visible_to(request.user).select_related("examination__patient"), pk=frame_id
+        )
+        task = get_object_or_404(
+            label_tasks_visible_to(request.user).filter(project_id=frame.examination.patient.project_id),
+            pk=task_id,
+        )
+        return frame, task
+
+    @extend_schema(
+        operation_id="frame_annotation_retrieve",
+        parameters=_FRAME_TASK,
+        responses={
+            200: AnnotationOutputSerializer,
+            404: OpenApiResponse(
+                description="No such frame or task in the caller's projects, or no annotation yet."
+            ),
+        },
+        description="The caller's annotation of this frame for this task; ETag carries its version.",
+        tags=["annotations"],
+    )
+    def get(self, request: Request, frame_id: int, task_id: int) -> Response:
+        frame, task = self._frame_and_task(request, frame_id, task_id)
+        annotation = annotation_of(frame=frame, task=task, annotator=request.user)
+        if annotation is None:
+            raise NotFound("You have not annotated this frame for this task yet.")
+        return Response(
+            AnnotationOutputSerializer(annotation).data, headers={"ETag": _etag(annotation.version)}
+        )
+
+    @extend_schema(
+        operation_id="frame_annotation_submit",
+        parameters=[
+            *_FRAME_TASK,
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description='The version being replaced as an ETag ("3"), instead of `version` in the body.',
+            ),
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description=(
+                    "A unique key per submit: a retry with the same key and payload returns the first answer "
+                    "without writing again; the same key with another payload is refused with 422."
+                ),
+            ),
+        ],
+        request=AnnotationSubmitInputSerializer,
+        responses={
+            200: AnnotationOutputSerializer,
+            201: AnnotationOutputSerializer,
+            400: OpenApiResponse(description="Invalid value, confidence, or an inactive task or choice."),
+            404: OpenApiResponse(description="No such frame or task in the caller's projects."),
+            409: AnnotationConflictSerializer,
+            422: OpenApiResponse(description="The Idempotency-Key was used for a different submit."),
+        },
+        description=(
+            "Create (no version: 201, version 1) or update (with the current version, in the body or in "
+            "If-Match: 200, version + 1) the caller's annotation. A missing or stale version answers 409 "
+            "with the server's current state and overwrites nothing."
+        ),
+        tags=["annotations"],
+    )
+    def put(self, request: Request, frame_id: int, task_id: int) -> Response:
+        frame, task = self._frame_and_task(request, frame_id, task_id)
+        serializer = AnnotationSubmitInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        version = data.pop("version", None)
+        header_version = _if_match_version(request)
+        if version is not None and header_version is not None and version != header_version:
+            raise ValidationError({"version": ["The body's version and If-Match disagree."]})
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        try:
+            outcome = annotation_submit(
+                frame=frame,
+                task=task,
+                annotator=request.user,  # type: ignore[arg-type]
+                version=version if version is not None else header_version,
+                idempotency_key=key,
+                **data,
+            )
+        except AnnotationRefused as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        except IdempotencyKeyReused as exc:
+            raise Unprocessable(str(exc)) from exc
+        except AnnotationConflict as exc:
+            body = {
+                "detail": exc.message,
+                "current": AnnotationOutputSerializer(exc.current).data if exc.current is not None else None,
+            }
+            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
+            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
+        headers = {"ETag": _etag(outcome.annotation["version"])}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+        return Response(AnnotationOutputSerializer(outcome.annotation).data, status=code, headers=headers)
+
+
+class AnnotationFilter(filters.FilterSet):
+    project = IdFilter(field_name="task__project_id")
+    frame = IdFilter(field_name="frame_id")
+    task = IdFilter(field_name="task_id")
+    annotator = IdFilter(field_name="annotator_id")
+
+    class Meta:
+        model = Annotation
+        fields = ["project", "frame", "task", "annotator"]
+
+
+class HistoryEntrySerializer(serializers.Serializer[Any]):
+    history_id = serializers.IntegerField()
+    changed_at = serializers.DateTimeField()
+    change_type = serializers.ChoiceField(
+        choices=[("+", "created"), ("~", "changed"), ("-", "deleted")],
+        help_text="+ created, ~ changed, - deleted.",
+    )
+    changed_by_id = serializers.IntegerField(allow_null=True)
+    changed_by = serializers.CharField(allow_null=True, help_text="Username of who made the change.")
+    version = serializers.IntegerField()
+    state = serializers.DictField(help_text="The annotation's fields after the change.")
+    changes = serializers.ListField(
+        child=serializers.DictField(), help_text="{field, old, new} for every field the change touched."
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The caller's own annotations, and all of projects they coordinate or administer."
+    ),
+    retrieve=extend_schema(
+        description="One annotation (own, or of a project the caller coordinates or administers)."
+    ),
+)
+class AnnotationViewSet(viewsets.ReadOnlyModelViewSet[Annotation]):
+    serializer_class = AnnotationOutputSerializer
+    filterset_class = AnnotationFilter
+
+    def get_queryset(self) -> QuerySet[Annotation]:
+        return annotations_visible_to(self.request.user)
+
+    @extend_schema(
+        responses={200: HistoryEntrySerializer(many=True)},
+        description="Every change of the annotation, oldest first: who, when, what (coordinators, admins).",
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def history(self, request: Request, pk: str) -> Response:
+        annotation = self.get_object()
+        require_role(
+            request.user, annotation.task.project, ANNOTATION_OVERSEER_ROLES, "read annotation history"
+        )
+        return Response(HistoryEntrySerializer(annotation_history(annotation), many=True).data)

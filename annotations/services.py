@@ -1,0 +1,491 @@
+"""Writes of label schemas and annotations.
+
+Every write sets the acting user on the instance (`_history_user`) before it saves, so that the
+audit history (django-simple-history) records who made each change, in the same transaction.
+Errors are domain exceptions; the API turns them into 400 / 409 / 422 answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, models, transaction
+
+from annotations.models import Annotation, IdempotencyRecord, LabelChoice, LabelTask
+from annotations.presets import HOTKEY_POOL, PRESETS
+from records.models import Frame, Project
+from records.services import UNSET, _apply, _Unset
+
+
+class SchemaError(Exception):
+    """A label-schema write that would leave the schema invalid (answered with 400)."""
+
+    def __init__(self, message: str | dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = message
+
+
+class InUseError(Exception):
+    """A task or choice that annotations use cannot be deleted (answered with 409)."""
+
+
+class AnnotationRefused(Exception):
+    """An annotation the schema does not allow (answered with 400); `field` names the culprit."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+class AnnotationConflict(Exception):
+    """The submit did not carry the current version; `current` is the server's state (or None)."""
+
+    def __init__(self, message: str, current: Annotation | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.current = current
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already used for a different request (answered with 422)."""
+
+
+def _set_history_user(instance: models.Model, user: User | None, reason: str = "") -> None:
+    instance._history_user = user  # type: ignore[attr-defined]
+    if reason:
+        instance._change_reason = reason  # type: ignore[attr-defined]
+
+
+def _validated(instance: models.Model, exclude: list[str]) -> None:
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        raise SchemaError(exc.message_dict) from exc
+
+
+def _lock_project(project_id: int) -> None:
+    """Serialises schema writes of one project, so that two hotkey checks cannot both pass."""
+    Project.objects.select_for_update().filter(pk=project_id).first()
+
+
+def _hotkey_clashes(project_id: int) -> dict[str, list[str]]:
+    """Hotkeys used more than once among the active choices of the project's active tasks."""
+    rows = LabelChoice.objects.filter(
+        task__project_id=project_id, task__is_active=True, is_active=True
+    ).exclude(hotkey="")
+    owners: dict[str, list[str]] = {}
+    for task_key, value, hotkey in rows.values_list("task__key", "value", "hotkey").order_by(
+        "task__order", "order"
+    ):
+        owners.setdefault(hotkey, []).append(f"{task_key}.{value}")
+    return {hotkey: names for hotkey, names in owners.items() if len(names) > 1}
+
+
+def _refuse_hotkey_clashes(project_id: int) -> None:
+    clashes = _hotkey_clashes(project_id)
+    if clashes:
+        described = "; ".join(
+            f"'{key}' is used by {', '.join(names)}" for key, names in sorted(clashes.items())
+        )
+        raise SchemaError(
+            {"hotkey": [f"Hotkeys must be unique among the project's active choices: {described}."]}
+        )
+
+
+# --- Tasks ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def label_task_create(
+    *,
+    project: Project,
+    key: str,
+    name: str,
+    kind: str = LabelTask.Kind.NOMINAL,
+    description: str = "",
+    order: int = 0,
+    is_active: bool = True,
+    changed_by: User | None,
+) -> LabelTask:
+    _lock_project(project.pk)
+    if LabelTask.objects.filter(project=project, key=key).exists():
+        raise SchemaError({"key": [f"The project already has a task with key '{key}'."]})
+    task = LabelTask(
+        project=project,
+        key=key,
+        name=name,
+        kind=kind,
+        description=description,
+        order=order,
+        is_active=is_active,
+    )
+    _validated(task, exclude=["project"])
+    _set_history_user(task, changed_by)
+    task.save()
+    return task
+
+
+@transaction.atomic
+def label_task_update(
+    *,
+    task: LabelTask,
+    name: str | _Unset = UNSET,
+    kind: str | _Unset = UNSET,
+    description: str | _Unset = UNSET,
+    order: int | _Unset = UNSET,
+    is_active: bool | _Unset = UNSET,
+    changed_by: User | None,
+) -> LabelTask:
+    """Edit a task; its key never changes. Re-activating it re-checks the project's hotkeys."""
+    _lock_project(task.project_id)
+    locked = LabelTask.objects.select_for_update().get(pk=task.pk)
+    changed = _apply(
+        locked,
+        {"name": name, "kind": kind, "description": description, "order": order, "is_active": is_active},
+    )
+    if changed:
+        _validated(locked, exclude=["project"])
+        _set_history_user(locked, changed_by)
+        locked.save(update_fields=[*changed, "updated_at"])
+        _refuse_hotkey_clashes(locked.project_id)
+    return locked
+
+
+@transaction.atomic
+def label_task_delete(*, task: LabelTask, changed_by: User | None) -> None:
+    """Delete a task that nobody has used; one with annotations can only be deactivated."""
+    _lock_project(task.project_id)
+    locked = LabelTask.objects.select_for_update().get(pk=task.pk)
+    used = Annotation.objects.filter(task=locked).count()
+    if used:
+        raise InUseError(
+            f"Task '{locked.key}' has {used} annotation(s) and cannot be deleted; deactivate it instead "
+            "(is_active=false keeps its annotations readable and refuses new ones)."
+        )
+    for choice in locked.choices.all():
+        _set_history_user(choice, changed_by)
+        choice.delete()
+    _set_history_user(locked, changed_by)
+    locked.delete()
+
+
+# --- Choices --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def label_choice_create(
+    *,
+    task: LabelTask,
+    value: str,
+    label: str,
+    order: int = 0,
+    color: str = "#808080",
+    hotkey: str = "",
+    is_active: bool = True,
+    changed_by: User | None,
+) -> LabelChoice:
+    _lock_project(task.project_id)
+    if LabelChoice.objects.filter(task=task, value=value).exists():
+        raise SchemaError({"value": [f"Task '{task.key}' already has a choice with value '{value}'."]})
+    choice = LabelChoice(
+        task=task,
+        value=value,
+        label=label,
+        order=order,
+        color=color,
+        hotkey=hotkey.lower(),
+        is_active=is_active,
+    )
+    _validated(choice, exclude=["task"])
+    _set_history_user(choice, changed_by)
+    choice.save()
+    _refuse_hotkey_clashes(task.project_id)
+    return choice
+
+
+@transaction.atomic
+def label_choice_update(
+    *,
+    choice: LabelChoice,
+    label: str | _Unset = UNSET,
+    order: int | _Unset = UNSET,
+    color: str | _Unset = UNSET,
+    hotkey: str | _Unset = UNSET,
+    is_active: bool | _Unset = UNSET,
+    changed_by: User | None,
+) -> LabelChoice:
+    """Edit a choice; its value never changes, because annotations store it."""
+    project_id = LabelTask.objects.values_list("project_id", flat=True).get(pk=choice.task_id)
+    _lock_project(project_id)
+    locked = LabelChoice.objects.select_for_update().get(pk=choice.pk)
+    if isinstance(hotkey, str):
+        hotkey = hotkey.lower()
+    changed = _apply(
+        locked, {"label": label, "order": order, "color": color, "hotkey": hotkey, "is_active": is_active}
+    )
+    if changed:
+        _validated(locked, exclude=["task"])
+        _set_history_user(locked, changed_by)
+        locked.save(update_fields=[*changed, "updated_at"])
+        _refuse_hotkey_clashes(project_id)
+    return locked
+
+
+@transaction.atomic
+def label_choice_delete(*, choice: LabelChoice, changed_by: User | None) -> None:
+    """Delete a choice nobody has chosen; one with annotations can only be deactivated."""
+    locked = LabelChoice.objects.select_for_update().select_related("task").get(pk=choice.pk)
+    _lock_project(locked.task.project_id)
+    used = Annotation.objects.filter(task_id=locked.task_id, value=locked.value).count()
+    if used:
+        raise InUseError(
+            f"Choice '{locked.value}' of task '{locked.task.key}' is the value of {used} annotation(s) and "
+            "cannot be deleted; deactivate it instead (is_active=false keeps those annotations readable "
+            "and refuses new ones with this value)."
+        )
+    _set_history_user(locked, changed_by)
+    locked.delete()
+
+
+# --- Presets --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PresetApplied:
+    task: LabelTask
+    # value -> (preset hotkey, hotkey given instead) for every choice moved off a taken key.
+    reassigned: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@transaction.atomic
+def label_preset_apply(
+    *, project: Project, preset_key: str, reassign_hotkeys: bool = True, changed_by: User | None
+) -> PresetApplied:
+    """Create the preset's task and choices in the project.
+
+    A preset hotkey already taken by an active choice of the project moves to the first free key of
+    HOTKEY_POOL (reported in `reassigned`), or, with reassign_hotkeys=False, the whole preset is
+    refused with the clashes named. A task with the preset's key must not exist yet.
+    """
+    preset = PRESETS.get(preset_key)
+    if preset is None:
+        raise SchemaError(
+            {"preset": [f"Unknown preset '{preset_key}'; known: {', '.join(sorted(PRESETS))}."]}
+        )
+    _lock_project(project.pk)
+    if LabelTask.objects.filter(project=project, key=preset.key).exists():
+        raise SchemaError({"preset": [f"The project already has a task '{preset.key}'."]})
+    taken = set(
+        LabelChoice.objects.filter(task__project=project, task__is_active=True, is_active=True)
+        .exclude(hotkey="")
+        .values_list("hotkey", flat=True)
+    )
+    clashes = [choice for choice in preset.choices if choice.hotkey in taken]
+    if clashes and not reassign_hotkeys:
+        described = ", ".join(f"'{choice.hotkey}' ({choice.value})" for choice in clashes)
+        raise SchemaError(
+            {"hotkey": [f"Preset '{preset.key}' needs hotkeys the project already uses: {described}."]}
+        )
+    taken |= {choice.hotkey for choice in preset.choices}
+    order = (LabelTask.objects.filter(project=project).aggregate(models.Max("order"))["order__max"] or 0) + 1
+    task = label_task_create(
+        project=project,
+        key=preset.key,
+        name=preset.name,
+        kind=preset.kind,
+        description=preset.description,
+        order=order,
+        changed_by=changed_by,
+    )
+    applied = PresetApplied(task=task)
+    for position, choice in enumerate(preset.choices):
+        hotkey = choice.hotkey
+        if choice in clashes:
+            free = next((key for key in HOTKEY_POOL if key not in taken), "")
+            taken.add(free)
+            applied.reassigned[choice.value] = (choice.hotkey, free)
+            hotkey = free
+        label_choice_create(
+            task=task,
+            value=choice.value,
+            label=choice.label,
+            order=position,
+            color=choice.color,
+            hotkey=hotkey,
+            changed_by=changed_by,
+        )
+    return applied
+
+
+# --- Annotations ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AnnotationSubmitted:
+    """The outcome of a submit: the annotation as JSON-safe data, whether it was created, and whether
+    this was an idempotent replay of an earlier submit (nothing written)."""
+
+    annotation: dict[str, Any]
+    created: bool
+    replayed: bool = False
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@transaction.atomic
+def annotation_submit(
+    *,
+    frame: Frame,
+    task: LabelTask,
+    annotator: User,
+    value: str,
+    confidence: int,
+    time_on_frame_ms: int | None = None,
+    ai_shown: bool = False,
+    version: int | None = None,
+    idempotency_key: str | None = None,
+) -> AnnotationSubmitted:
+    """Create the annotator's annotation of `frame` for `task` (no `version`), or update it when
+    `version` is the current one. Anything else raises AnnotationConflict with the server's state
+    and writes nothing.
+
+    With an `idempotency_key`, the first submit stores its outcome under (annotator, key); a retry
+    with the same payload returns that outcome without writing, one with another payload raises
+    IdempotencyKeyReused. A submit that fails stores nothing, so its retry is judged afresh.
+    """
+    record: IdempotencyRecord | None = None
+    if idempotency_key is not None:
+        fingerprint = _fingerprint(
+            {
+                "frame": frame.pk,
+                "task": task.pk,
+                "value": value,
+                "confidence": confidence,
+                "time_on_frame_ms": time_on_frame_ms,
+                "ai_shown": ai_shown,
+                "version": version,
+            }
+        )
+        # Insert-or-wait: a concurrent submit with the same key blocks here until it commits, then
+        # this one finds its stored outcome.
+        IdempotencyRecord.objects.bulk_create(
+            [IdempotencyRecord(user=annotator, key=idempotency_key, fingerprint=fingerprint)],
+            ignore_conflicts=True,
+        )
+        record = IdempotencyRecord.objects.select_for_update().get(user=annotator, key=idempotency_key)
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a different submit; use a new key for a new one."
+            )
+        if record.response is not None:
+            return AnnotationSubmitted(
+                annotation=record.response, created=record.status_code == 201, replayed=True
+            )
+
+    annotation, created = _annotation_write(
+        frame=frame,
+        task=task,
+        annotator=annotator,
+        value=value,
+        confidence=confidence,
+        time_on_frame_ms=time_on_frame_ms,
+        ai_shown=ai_shown,
+        version=version,
+    )
+    outcome = AnnotationSubmitted(annotation=annotation.snapshot(), created=created)
+    if record is not None:
+        record.response = outcome.annotation
+        record.status_code = 201 if created else 200
+        record.save(update_fields=["response", "status_code"])
+    return outcome
+
+
+def _annotation_write(
+    *,
+    frame: Frame,
+    task: LabelTask,
+    annotator: User,
+    value: str,
+    confidence: int,
+    time_on_frame_ms: int | None,
+    ai_shown: bool,
+    version: int | None,
+) -> tuple[Annotation, bool]:
+    if frame.examination.patient.project_id != task.project_id:
+        raise AnnotationRefused("task", "This task belongs to another project than the frame.")
+    if not task.is_active:
+        raise AnnotationRefused(
+            "task", f"Task '{task.key}' is inactive and accepts no new or changed annotations."
+        )
+    if not 1 <= confidence <= 5:
+        raise AnnotationRefused("confidence", "Confidence is an integer from 1 (guess) to 5 (certain).")
+    choice = LabelChoice.objects.filter(task=task, value=value).first()
+    if choice is None:
+        valid = ", ".join(task.choices.filter(is_active=True).values_list("value", flat=True))
+        raise AnnotationRefused(
+            "value", f"'{value}' is not a choice of task '{task.key}' (choices: {valid})."
+        )
+
+    lookup = {"frame": frame, "task": task, "annotator": annotator}
+    current = Annotation.objects.select_for_update().filter(**lookup).first()
+    if current is None:
+        if version is not None:
+            raise AnnotationConflict(
+                f"There is no annotation at version {version}; submit without a version to create it.", None
+            )
+        if not choice.is_active:
+            raise AnnotationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+        annotation = Annotation(
+            **lookup,
+            value=value,
+            confidence=confidence,
+            time_on_frame_ms=time_on_frame_ms,
+            ai_shown=ai_shown,
+            context=Annotation.Context.FREE,
+            version=1,
+        )
+        _set_history_user(annotation, annotator)
+        try:
+            with transaction.atomic():
+                annotation.save()
+        except IntegrityError:
+            # Another submit created it between our look-up and our insert: that one won.
+            current = Annotation.objects.select_for_update().get(**lookup)
+            raise AnnotationConflict(
+                "This annotation was just created by another submit; review it, resubmit with its version.",
+                current,
+            ) from None
+        return annotation, True
+
+    if version != current.version:
+        expected = "no version" if version is None else f"version {version}"
+        raise AnnotationConflict(
+            f"The annotation is at version {current.version}, but this submit carried {expected}: it was "
+            "changed elsewhere. Nothing was overwritten; review the current state and resubmit.",
+            current,
+        )
+    if value != current.value and not choice.is_active:
+        raise AnnotationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+    changed = _apply(
+        current,
+        {
+            "value": value,
+            "confidence": confidence,
+            "time_on_frame_ms": time_on_frame_ms,
+            "ai_shown": ai_shown,
+        },
+    )
+    if changed:
+        current.version += 1
+        _set_history_user(current, annotator)
+        current.save(update_fields=[*changed, "version", "updated_at"])
+    return current, False
