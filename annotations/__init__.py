@@ -1,3 +1,2 @@
-"""Label schemas, annotations, review/adjudication (issue: labelling workspace).
-
-Empty until that issue lands; kept so that the layout in docs/architecture.md is the real one."""
+"""Label schemas (tasks, choices, presets) and annotations with optimistic concurrency,
+idempotent submits and history; review/adjudication and work queues come next."""
