@@ -51,6 +51,11 @@ _REFUSED_IMAGE_EXTENSIONS = frozenset(
 )
 
 
+# open_image checks the pixel limit itself (see there); Pillow's own warning between the limit and
+# twice it would only repeat that check, so it is silenced once, for the whole process.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 class ImageRejected(Exception):
     """A source file that is not an acceptable image; the message is shown to the user."""
 
@@ -88,8 +93,11 @@ def image_extensions() -> frozenset[str]:
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode `path` with CLEAR's safety rules, or raise ImageRejected.
 
-    - Image.MAX_IMAGE_PIXELS comes from settings, and Pillow's DecompressionBombWarning (above the
-      limit; Pillow itself only errors above twice the limit) is raised as an error.
+    - Images over CLEAR_MAX_IMAGE_PIXELS are refused from their header, before any pixel is
+      decoded. Pillow itself only warns above Image.MAX_IMAGE_PIXELS and errors above twice it;
+      turning its warning into an error with warnings.catch_warnings() is not an option here,
+      because the warning filters are process-wide and this runs in several threads at once (a
+      refusal was observed to slip through), so the limit is checked explicitly instead.
     - Only formats in CLEAR_ALLOWED_IMAGE_FORMATS are accepted, judged by content, not extension.
     - Truncated files fail: img.load() raises and LOAD_TRUNCATED_IMAGES is never switched on.
     """
@@ -97,22 +105,25 @@ def open_image(path: Path) -> Image.Image:
         raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is on; CLEAR refuses to import like that")
     Image.MAX_IMAGE_PIXELS = settings.CLEAR_MAX_IMAGE_PIXELS
     allowed = {name.upper() for name in settings.CLEAR_ALLOWED_IMAGE_FORMATS}
+    limit: int = settings.CLEAR_MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            try:
-                if image.format not in allowed:
-                    raise ImageRejected(
-                        f"image format {image.format} is not allowed (allowed: {', '.join(sorted(allowed))})"
-                    )
-                image.load()
-            except BaseException:
-                image.close()
-                raise
+        image = Image.open(path)
+        try:
+            if image.format not in allowed:
+                raise ImageRejected(
+                    f"image format {image.format} is not allowed (allowed: {', '.join(sorted(allowed))})"
+                )
+            if image.width * image.height > limit:
+                raise ImageRejected(
+                    f"image is too large: {image.width}x{image.height} pixels (limit {limit:,} pixels)"
+                )
+            image.load()
+        except BaseException:
+            image.close()
+            raise
     except ImageRejected:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageRejected(
             f"image is too large (limit {settings.CLEAR_MAX_IMAGE_PIXELS:,} pixels): {exc}"
         ) from exc
