@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,6 @@ from tests.factories import ProjectFactory
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        importlib.util.find_spec("records.importing.service") is None,
-        reason="the import pipeline (records/importing/service.py) is not there yet",
-    ),
 ]
 
 VIDEO = Path("amphybio_endomicroscopy-analysis/data-sample/comparative-sample/main/S01/1/S01V01.mpeg")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-import types
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import ProgressCallback, ProgressReporter, job_claim, job_create, job_run
+from records.importing import service as import_service
 from records.importing.options import ImportOptions, ImportReport
 from records.models import Project
 from records.services import IMPORT_JOB_KIND
@@ -272,11 +270,7 @@ def test_import_task_run_twice_imports_once_with_a_stand_in_service(
         kwargs["progress"](4, 4, "imported")
         return ImportReport(frames_created=4)
 
-    # The task imports the service lazily; stand in for it whether or not the module exists yet.
-    if importlib.util.find_spec("records.importing.service") is None:
-        monkeypatch.setitem(sys.modules, "records.importing.service", types.ModuleType("stand-in"))
-    service = importlib.import_module("records.importing.service")
-    monkeypatch.setattr(service, "import_sources", fake_import_sources, raising=False)
+    monkeypatch.setattr(import_service, "import_sources", fake_import_sources)
 
     project: Project = ProjectFactory.create()
     job = _import_job(project.pk, [tmp_path])
@@ -292,10 +286,6 @@ def test_import_task_run_twice_imports_once_with_a_stand_in_service(
     assert job.result["frames_created"] == 4
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("records.importing.service") is None,
-    reason="the import pipeline (records/importing/service.py) is not there yet",
-)
 def test_import_task_run_twice_imports_real_frames_once(realdata: Path) -> None:
     from records.models import Frame
     from records.tasks import import_job
