@@ -24,12 +24,16 @@ from annotations.models import Annotation, LabelChoice, LabelTask
 from annotations.presets import PRESETS
 from annotations.selectors import (
     ANNOTATION_OVERSEER_ROLES,
+    QUEUE_DEFAULT_LIMIT,
+    QUEUE_MAX_LIMIT,
     SCHEMA_EDITOR_ROLES,
     annotation_history,
     annotation_of,
     annotations_visible_to,
     label_choices_visible_to,
     label_tasks_visible_to,
+    queue_task_of,
+    work_queue,
 )
 from annotations.services import (
     AnnotationConflict,
@@ -46,7 +50,7 @@ from annotations.services import (
     label_task_delete,
     label_task_update,
 )
-from records.apis import require_role
+from records.apis import FrameOutputSerializer, require_role
 from records.filters import IdFilter
 from records.selectors import frames_visible_to, projects_visible_to
 
@@ -619,3 +623,100 @@ class AnnotationViewSet(viewsets.ReadOnlyModelViewSet[Annotation]):
             request.user, annotation.task.project, ANNOTATION_OVERSEER_ROLES, "read annotation history"
         )
         return Response(HistoryEntrySerializer(annotation_history(annotation), many=True).data)
+
+
+# --- Work queue -----------------------------------------------------------------------------------
+
+
+class WorkQueueQuerySerializer(serializers.Serializer[Any]):
+    task = serializers.IntegerField(min_value=1, help_text="The label task to work on (of this project).")
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=QUEUE_MAX_LIMIT,
+        default=QUEUE_DEFAULT_LIMIT,
+        help_text=f"How many frames to return (default {QUEUE_DEFAULT_LIMIT}, at most {QUEUE_MAX_LIMIT}).",
+    )
+    examination = serializers.IntegerField(required=False, help_text="Only frames of this examination.")
+    anatomical_site = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only frames whose examination has this site."
+    )
+    device = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only frames whose examination used this device."
+    )
+    quality_task = serializers.IntegerField(
+        required=False,
+        help_text="With quality_value: only frames any annotator gave that value for this task.",
+    )
+    quality_value = serializers.CharField(
+        required=False, max_length=50, help_text="The choice value to match in quality_task."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # An empty text filter means no filter, as in the records API's filters.
+        attrs = {name: value for name, value in attrs.items() if value != ""}
+        if ("quality_task" in attrs) != ("quality_value" in attrs):
+            raise ValidationError("quality_task and quality_value go together: give both or neither.")
+        return attrs
+
+
+class QueueFrameSerializer(FrameOutputSerializer):
+    """A frame as the frames API gives it, without any reference standard (the reader must not see
+    the frame's or the examination's reference_label), plus its examination's site and device."""
+
+    examination_site = serializers.CharField(source="examination.anatomical_site", read_only=True)
+    examination_device = serializers.CharField(source="examination.device", read_only=True)
+
+    class Meta(FrameOutputSerializer.Meta):
+        fields = [
+            *(name for name in FrameOutputSerializer.Meta.fields if name != "reference_label"),
+            "examination_site",
+            "examination_device",
+        ]
+        read_only_fields = fields
+
+
+class WorkQueueOutputSerializer(serializers.Serializer[Any]):
+    task = serializers.IntegerField(source="task.id")
+    remaining = serializers.IntegerField(
+        help_text="Frames matching the filters that the caller has not annotated for the task."
+    )
+    total = serializers.IntegerField(help_text="Frames matching the filters.")
+    frames = QueueFrameSerializer(many=True, help_text="The next unannotated frames, in queue order.")
+
+
+class WorkQueueApi(APIView):
+    """The caller's next frames to annotate for one task of a project."""
+
+    @extend_schema(
+        operation_id="project_work_queue",
+        parameters=[
+            OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            WorkQueueQuerySerializer,
+        ],
+        responses={
+            200: WorkQueueOutputSerializer,
+            400: OpenApiResponse(
+                description="Invalid parameters (limit above the maximum), or an inactive task."
+            ),
+            404: OpenApiResponse(description="Not a member of the project, or no such task in it."),
+        },
+        description=(
+            "The next frames of the project the caller has not annotated for `task` (done once they "
+            "have an annotation of (frame, task); other annotators' annotations do not count), in a "
+            "stable order: patient pseudonym, examination code, video name, index in the video, frame "
+            "id. `remaining` counts the caller's unannotated frames matching the filters, `total` all "
+            "frames matching them. No reference standard is included."
+        ),
+        tags=["annotations"],
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        query = WorkQueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        task = queue_task_of(user=request.user, project_id=project_id, task_id=params.pop("task"))
+        if task is None:
+            raise NotFound("No such label task in this project.")
+        if not task.is_active:
+            raise ValidationError({"task": ["This label task is inactive: it accepts no annotations."]})
+        queue = work_queue(user=request.user, task=task, **params)
+        return Response(WorkQueueOutputSerializer(queue, context={"request": request}).data)

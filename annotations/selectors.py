@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from annotations.models import Annotation, LabelChoice, LabelTask
 from records.models import Frame, ProjectMembership
 from records.selectors import AnyUser, projects_visible_to
+
+QUEUE_DEFAULT_LIMIT = 20
+QUEUE_MAX_LIMIT = 100
 
 Role = ProjectMembership.Role
 SCHEMA_EDITOR_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
@@ -90,3 +93,81 @@ def annotation_history(annotation: Annotation) -> list[HistoryEntry]:
         )
         previous = state
     return entries
+
+
+# --- Work queue -----------------------------------------------------------------------------------
+
+
+def queue_task_of(*, user: AnyUser, project_id: int, task_id: int) -> LabelTask | None:
+    """The task, if it belongs to this project and the caller is a member of it (one query)."""
+    return (
+        label_tasks_visible_to(user)
+        .filter(project_id=project_id, pk=task_id)
+        .select_related("project")
+        .first()
+    )
+
+
+def queue_frames(
+    *,
+    task: LabelTask,
+    examination: int | None = None,
+    anatomical_site: str | None = None,
+    device: str | None = None,
+    quality_task: int | None = None,
+    quality_value: str | None = None,
+) -> QuerySet[Frame]:
+    """The task's project's frames matching the filters, in queue order.
+
+    Queue order: the examination's patient pseudonym, the examination code, the video name (frames
+    without a video last), index_in_video (none last), then the frame id. Every key comes from data
+    that does not change once imported, and the id breaks ties, so the order is total and
+    deterministic; a newly imported frame takes its place in it without reshuffling the others.
+
+    `quality_task` + `quality_value` keep the frames that any annotator labelled with that value for
+    that task; a task of another project matches nothing (ids the caller cannot see are not errors).
+    """
+    frames = Frame.objects.filter(examination__patient__project_id=task.project_id)
+    if examination is not None:
+        frames = frames.filter(examination_id=examination)
+    if anatomical_site is not None:
+        frames = frames.filter(examination__anatomical_site=anatomical_site)
+    if device is not None:
+        frames = frames.filter(examination__device=device)
+    if quality_task is not None and quality_value is not None:
+        rated = Annotation.objects.filter(
+            frame=OuterRef("pk"),
+            task_id=quality_task,
+            task__project_id=task.project_id,
+            value=quality_value,
+        )
+        frames = frames.filter(Exists(rated))
+    return frames.order_by(
+        "examination__patient__pseudonym",
+        "examination__code",
+        F("video__name").asc(nulls_last=True),
+        F("index_in_video").asc(nulls_last=True),
+        "id",
+    )
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    task: LabelTask
+    total: int
+    remaining: int
+    frames: list[Frame]
+
+
+def work_queue(
+    *, user: AnyUser, task: LabelTask, limit: int = QUEUE_DEFAULT_LIMIT, **filters: Any
+) -> WorkQueue:
+    """The next `limit` frames matching the filters that the caller has not annotated for the task
+    (a frame is done for them once they have an Annotation for (frame, task); others' annotations do
+    not count), with the counts. Two queries whatever the number of frames: one aggregate for the
+    counts, one for the page (NOT EXISTS on the caller's annotations)."""
+    frames = queue_frames(task=task, **filters)
+    done = Annotation.objects.filter(frame=OuterRef("pk"), task=task, annotator_id=user.pk)
+    counts = frames.aggregate(total=Count("pk"), remaining=Count("pk", filter=~Exists(done)))
+    page = list(frames.filter(~Exists(done)).select_related("examination")[:limit])
+    return WorkQueue(task=task, total=counts["total"], remaining=counts["remaining"], frames=page)

@@ -8,6 +8,7 @@ from annotations.apis import (
     LabelPresetApplyApi,
     LabelPresetListApi,
     LabelTaskViewSet,
+    WorkQueueApi,
 )
 
 router = DefaultRouter()
@@ -21,5 +22,6 @@ urlpatterns = [
     path(
         "frames/<int:frame_id>/annotations/<int:task_id>/", AnnotationApi.as_view(), name="frame-annotation"
     ),
+    path("projects/<int:project_id>/queue/", WorkQueueApi.as_view(), name="project-work-queue"),
     *router.urls,
 ]
