@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from records.apis import serve_content_addressed
+from records.apis import serve_frame_preview
 from records.models import Examination, Frame, Patient, Project, ProjectMembership, Video
 from records.selectors import (
     examinations_visible_to,
@@ -225,4 +225,4 @@ class FrameAdmin(ProjectScopedAdmin):
         frame = get_object_or_404(self.get_queryset(request), pk=frame_id)
         if not self.has_view_permission(request, frame):
             raise PermissionDenied
-        return serve_content_addressed(request, frame.preview_file, f"{frame.sha256}-preview")
+        return serve_frame_preview(request, frame)

@@ -40,6 +40,7 @@ from records import media
 from records.filters import ExaminationFilter, FrameFilter, PatientFilter, VideoFilter
 from records.importing.options import ImportOptions
 from records.models import Examination, Frame, Patient, Project, ProjectMembership, Video
+from records.previews import frame_preview_ensure
 from records.selectors import (
     AnyUser,
     examinations_visible_to,
@@ -569,6 +570,15 @@ def serve_content_addressed(
     return response
 
 
+def serve_frame_preview(request: Request | HttpRequest, frame: Frame) -> HttpResponseBase:
+    """The frame's preview, rendered first if the previews job has not reached the frame yet."""
+    try:
+        frame_preview_ensure(frame=frame)
+    except OSError as exc:
+        raise Http404("The image file is missing.") from exc
+    return serve_content_addressed(request, frame.preview_file, f"{frame.sha256}-preview")
+
+
 _FILE_ACTION: dict[str, Any] = {
     "detail": True,
     "methods": ["get"],
@@ -608,5 +618,4 @@ class FrameViewSet(viewsets.ReadOnlyModelViewSet[Frame]):
     @_image_schema("image/jpeg", "preview")
     @action(**_FILE_ACTION)
     def preview(self, request: Request, pk: str) -> HttpResponseBase:
-        frame = self.get_object()
-        return serve_content_addressed(request, frame.preview_file, f"{frame.sha256}-preview")
+        return serve_frame_preview(request, self.get_object())

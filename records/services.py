@@ -56,6 +56,28 @@ def _enqueue_import(job_id: int) -> None:
     import_job.delay(job_id=job_id)
 
 
+def previews_job_create(
+    *, project_id: int, created_since: datetime.datetime | None, created_by_id: int | None
+) -> Job:
+    """Create a job that renders the missing previews of the project's frames created since
+    `created_since` (all of them when None), enqueued on the `cpu` queue after commit."""
+    from records.previews import PREVIEWS_JOB_KIND
+
+    return job_create(
+        kind=PREVIEWS_JOB_KIND,
+        params={"created_since": created_since.isoformat() if created_since else None},
+        project_id=project_id,
+        created_by_id=created_by_id,
+        enqueue=_enqueue_previews,
+    )
+
+
+def _enqueue_previews(job_id: int) -> None:
+    from records.tasks import previews_job
+
+    previews_job.delay(job_id=job_id)
+
+
 # --- Projects and clinical records edited through the API ------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,14 @@ from jobs.models import Job
 from jobs.services import ProgressCallback, job_run
 from records.importing.options import ImportOptions
 
+# Frames of an import are found by their creation time for its previews job; the margin covers
+# clocks of the web and worker hosts that disagree (checking a few frames too many costs a stat).
+PREVIEWS_CLOCK_MARGIN = datetime.timedelta(minutes=5)
+
 
 def _run_import(job: Job, progress: ProgressCallback) -> dict[str, Any]:
     from records.importing.service import import_sources
+    from records.services import previews_job_create
 
     params = job.params
     assert job.project_id is not None, "an import job always belongs to a project"
@@ -26,7 +32,26 @@ def _run_import(job: Job, progress: ProgressCallback) -> dict[str, Any]:
         options=ImportOptions.from_json(params.get("options", {})),
         progress=progress,
     )
+    if report.frames_created:
+        previews = previews_job_create(
+            project_id=job.project_id,
+            created_since=job.created_at - PREVIEWS_CLOCK_MARGIN,
+            created_by_id=job.created_by_id,
+        )
+        report.previews_job_id = previews.pk
     return report.to_json()
+
+
+def _run_previews(job: Job, progress: ProgressCallback) -> dict[str, Any]:
+    from records.previews import frame_previews_make
+
+    assert job.project_id is not None, "a previews job always belongs to a project"
+    since = job.params.get("created_since")
+    return frame_previews_make(
+        project_id=job.project_id,
+        created_since=datetime.datetime.fromisoformat(since) if since else None,
+        progress=progress,
+    )
 
 
 def _cleanup(job_id: int) -> None:
@@ -48,3 +73,9 @@ def import_job(self: Task, *, job_id: int) -> bool:
     ran = job_run(job_id=job_id, work=_run_import, redelivered=was_redelivered(self))
     _cleanup(job_id)
     return ran
+
+
+@clear_task(queue="cpu", name="records.previews_job")
+def previews_job(self: Task, *, job_id: int) -> bool:
+    """Render the missing previews of previews job `job_id`. Idempotent: existing files are skipped."""
+    return job_run(job_id=job_id, work=_run_previews, redelivered=was_redelivered(self))

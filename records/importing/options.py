@@ -40,6 +40,7 @@ class ImportReport:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {path, reason}: not frames
     errors: list[dict[str, str]] = field(default_factory=list)  # {path, error}: bad input
     warnings: list[dict[str, str]] = field(default_factory=list)  # {path, warning}: e.g. sheet columns
+    previews_job_id: int | None = None  # the job rendering the new frames' previews, if any
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

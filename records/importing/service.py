@@ -10,9 +10,10 @@ Guarantees:
   skipped and reported. So running the same import twice (a redelivered Celery task) stores
   nothing new, and a concurrent insert of the same frame (the unique constraint) counts as one.
 
-Speed: decoding, re-encoding, hashing, previews and file writes run in a small thread pool (Pillow
-and zlib release the GIL); the main thread only talks to the database, with patients,
-examinations, sequences and each examination's known hashes cached, so a frame costs one INSERT.
+Speed: decoding, re-encoding, hashing and file writes run in a small thread pool (Pillow and
+ISA-L release the GIL; previews are rendered afterwards, see records.previews); the main thread only
+talks to the database, with patients, examinations, sequences and each examination's known hashes
+cached, so a frame costs one INSERT.
 """
 
 from __future__ import annotations
@@ -556,7 +557,7 @@ class _Importer:
         try:
             frames = decode_frames(candidate.path, every_nth=self.options.every_nth, counter=counter)
             for decoded_frame in frames:
-                future = self.pool.submit(prepare_image, decoded_frame.image, crop=self.options.crop)
+                future = self.pool.submit(_prepare_video_frame, decoded_frame, crop=self.options.crop)
                 pending.append((decoded_frame, future))
                 if len(pending) >= self.window:
                     collect()
@@ -652,6 +653,10 @@ class _Importer:
             examination.save(update_fields=list(values))
 
 
+def _prepare_video_frame(decoded: DecodedFrame, *, crop: bool) -> PreparedFrame:
+    return prepare_image(decoded.image(), crop=crop)
+
+
 def _frame_fields(prepared: PreparedFrame) -> dict[str, Any]:
     return {
         "sha256": prepared.sha256,
@@ -679,8 +684,6 @@ def _remove_unreferenced(relatives: tuple[str, ...] | list[str]) -> None:
         kind = relative.split("/", 1)[0]
         if kind == "frames":
             referenced = Frame.objects.filter(file=relative).exists()
-        elif kind == "previews":
-            referenced = Frame.objects.filter(preview_file=relative).exists()
         elif kind == "videos":
             referenced = Video.objects.filter(source_file=relative).exists()
         else:

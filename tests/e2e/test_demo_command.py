@@ -87,14 +87,17 @@ def test_dev_demo_serves_the_imported_demo_frames(tmp_path: Path) -> None:
 
         reader_token = _wait_for(token, START_TIMEOUT_S, "the web server", log)
 
-        def import_finished() -> dict[str, Any] | None:
+        def finished(kind: str) -> dict[str, Any] | None:
             _, body, _ = _request(f"{base}/api/jobs/", token=reader_token)
-            jobs = json.loads(body)["results"]
+            jobs = [job for job in json.loads(body)["results"] if job["kind"] == kind]
             return jobs[0] if jobs and jobs[0]["status"] in {"succeeded", "failed"} else None
 
-        job = _wait_for(import_finished, IMPORT_TIMEOUT_S, "the demo import job", log)
+        job = _wait_for(lambda: finished("records.import"), IMPORT_TIMEOUT_S, "the demo import job", log)
         assert job["status"] == "succeeded", job
         assert job["result"]["frames_created"] == 48 and job["result"]["errors"] == []
+        # The import queued the previews job, which the same worker runs next.
+        previews = _wait_for(lambda: finished("records.previews"), IMPORT_TIMEOUT_S, "the previews job", log)
+        assert previews["status"] == "succeeded" and previews["result"]["previews_rendered"] == 48, previews
 
         _, body, _ = _request(f"{base}/api/frames/?page_size=100", token=reader_token)
         frames = json.loads(body)["results"]

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from jobs.models import Job
+from records import media
 from records.importing.options import ImportOptions
 from records.models import Frame, Project, Video
+from records.previews import PREVIEWS_JOB_KIND
 from records.services import import_job_create
 from tests.e2e.conftest import CeleryWorker, wait_for
 from tests.factories import ProjectFactory
@@ -53,6 +55,15 @@ def test_an_import_of_real_frames_runs_on_the_worker(
     frames = Frame.objects.filter(examination__patient__project=project)
     assert frames.count() == len(images) == job.result["frames_created"]
     assert {frame.source_name.rsplit("/", 1)[-1] for frame in frames} == {path.name for path in images}
+
+    # The import queued its previews job, which the worker ran next: every frame has its preview.
+    previews = _job(job.result["previews_job_id"])
+    wait_for(lambda: _finished(previews.pk), timeout=120, describe=f"previews job {previews.pk} to finish")
+    previews.refresh_from_db()
+    assert previews.status == Job.Status.SUCCEEDED, previews.error
+    assert previews.kind == PREVIEWS_JOB_KIND and previews.project == project
+    assert previews.result["previews_rendered"] == len(images)
+    assert all(media.exists(frame.preview_file) for frame in frames)
 
 
 def test_a_job_whose_worker_is_killed_is_finished_by_the_next_worker_without_duplicates(

@@ -13,6 +13,7 @@ from PIL import Image, PngImagePlugin
 
 from records.importing.images import encode_png, normalise_mode
 from records.models import Frame
+from records.previews import frame_previews_make
 from tests.factories import ProjectFactory
 from tests.records.import_support import error_paths, gray_frame, media_files, run_import, save
 
@@ -30,9 +31,10 @@ def patient_folder(tmp_path: Path) -> Path:
 def _assert_only_good_frame_stored(report_errors: dict[str, str], media_root: Path) -> None:
     frames = list(Frame.objects.all())
     assert [frame.source_name.rsplit("/", 1)[-1] for frame in frames] == ["good.png"]
-    # Nothing of the bad file reached storage: exactly the good frame's PNG and preview exist.
+    # Nothing of the bad file reached storage: exactly the good frame's PNG exists (previews are
+    # rendered later, by the previews job).
     assert [path.name for path in media_files(media_root, "frames")] == [f"{frames[0].sha256}.png"]
-    assert [path.name for path in media_files(media_root, "previews")] == [f"{frames[0].sha256}.jpg"]
+    assert media_files(media_root, "previews") == []
 
 
 def _error_for(report_errors: dict[str, str], name: str) -> str:
@@ -157,9 +159,11 @@ def test_exif_orientation_is_applied(tmp_path: Path, media_root: Path) -> None:
     assert top > 200 > 50 > bottom  # the left band is now on top
 
 
-def test_grayscale_stays_grayscale_and_previews_exist(tmp_path: Path, media_root: Path) -> None:
+def test_grayscale_stays_grayscale_and_previews_too(tmp_path: Path, media_root: Path) -> None:
     save(gray_frame(7, size=(1024, 600)), tmp_path / "src" / "patient1" / "big.png")
-    report = run_import(ProjectFactory.create(), [tmp_path / "src"])
+    project = ProjectFactory.create()
+    report = run_import(project, [tmp_path / "src"])
+    frame_previews_make(project_id=project.pk)
     assert report.frames_created == 1
     frame = Frame.objects.get()
     assert frame.mode == "L"

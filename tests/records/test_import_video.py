@@ -83,7 +83,7 @@ def _assert_nothing_of_the_video_stored(media_root: Path) -> None:
     assert list(Frame.objects.values_list("source_name", flat=True)) == [f"{S01}/1/still.png"]
     assert media_files(media_root, "videos") == []
     assert len(media_files(media_root, "frames")) == 1
-    assert len(media_files(media_root, "previews")) == 1
+    assert media_files(media_root, "previews") == []
 
 
 def test_truncated_video_is_refused_and_nothing_of_it_is_stored(

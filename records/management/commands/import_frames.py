@@ -1,7 +1,8 @@
 """`manage.py import_frames PROJECT_SLUG PATH [PATH ...]`: import folders, archives, images and videos.
 
 Runs the same service as the background import job (records.importing.service.import_sources),
-synchronously with a progress bar; `--queue` creates the job instead and prints its id.
+synchronously with a progress bar, then renders the new frames' previews as the previews job would;
+`--queue` creates the import job instead (which queues its previews job) and prints its id.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 
 from records.importing.options import ImportOptions, ImportReport
 from records.importing.service import import_sources
 from records.models import Project
+from records.previews import frame_previews_make
 from records.services import import_job_create
 
 # How many per-file problems are printed in the human-readable report; --json prints them all.
@@ -73,21 +76,19 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"job_id": job.pk}) if options["json"] else str(job.pk))
             return
 
-        with tqdm(unit="frame", disable=options["json"] or options["verbosity"] == 0) as bar:
-
-            def progress(done: int, total: int | None, message: str) -> None:
-                bar.total = total
-                bar.n = done
-                bar.set_postfix_str(message[-60:], refresh=False)
-                bar.refresh()
-
+        quiet = options["json"] or options["verbosity"] == 0
+        started = timezone.now()
+        with tqdm(unit="frame", disable=quiet) as bar:
             report = import_sources(
                 project_id=project.pk,
                 sources=sources,
                 metadata=metadata,
                 options=import_options,
-                progress=progress,
+                progress=_progress_to(bar),
             )
+        if report.frames_created:
+            with tqdm(unit="preview", desc="previews", disable=quiet) as bar:
+                frame_previews_make(project_id=project.pk, created_since=started, progress=_progress_to(bar))
         if options["json"]:
             self.stdout.write(json.dumps(report.to_json(), indent=2))
         else:
@@ -112,3 +113,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {entry['path']}: {entry[key]}")
             if len(entries) > MAX_LISTED:
                 self.stdout.write(f"  ... and {len(entries) - MAX_LISTED} more (use --json for all)")
+
+
+def _progress_to(bar: tqdm[Any]) -> Any:
+    def progress(done: int, total: int | None, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message[-60:], refresh=False)
+        bar.refresh()
+
+    return progress
