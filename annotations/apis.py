@@ -1,7 +1,9 @@
-"""REST API of label schemas and annotations: thin views over annotations.selectors and services.
+"""REST API of label schemas, annotations, the review of disagreements and adjudications: thin views
+over annotations.selectors and services.
 
 As everywhere in CLEAR, another project's object is a 404 (querysets come from `*_visible_to`), a
-member without the role for a write gets 403. Schema writes are for coordinators and project admins.
+member without the role for a write gets 403. Schema writes are for coordinators and project admins;
+reviewing and adjudicating for reviewers, coordinators and project admins (the adjudicators).
 """
 
 from __future__ import annotations
@@ -20,27 +22,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.models import Annotation, LabelChoice, LabelTask
+from annotations.models import Adjudication, Annotation, LabelChoice, LabelTask
 from annotations.presets import PRESETS
 from annotations.selectors import (
+    ADJUDICATOR_ROLES,
     ANNOTATION_OVERSEER_ROLES,
     QUEUE_DEFAULT_LIMIT,
     QUEUE_MAX_LIMIT,
     SCHEMA_EDITOR_ROLES,
+    ReviewStatus,
+    adjudication_history,
+    adjudication_of,
+    adjudications_visible_to,
     annotation_history,
     annotation_of,
     annotations_visible_to,
     label_choices_visible_to,
     label_tasks_visible_to,
     queue_task_of,
+    review_queue,
     work_queue,
 )
 from annotations.services import (
+    AdjudicationConflict,
     AnnotationConflict,
+    AnnotationMissing,
     AnnotationRefused,
     IdempotencyKeyReused,
     InUseError,
     SchemaError,
+    adjudication_submit,
+    annotation_delete,
     annotation_submit,
     label_choice_create,
     label_choice_delete,
@@ -52,6 +64,7 @@ from annotations.services import (
 )
 from records.apis import FrameOutputSerializer, require_role
 from records.filters import IdFilter
+from records.models import Frame
 from records.selectors import frames_visible_to, projects_visible_to
 
 
@@ -63,6 +76,11 @@ class Conflict(APIException):
 class Unprocessable(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "unprocessable"
+
+
+class PreconditionRequired(APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "precondition_required"
 
 
 def _schema_error(exc: SchemaError) -> ValidationError:
@@ -569,6 +587,57 @@ class AnnotationApi(APIView):
         code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
         return Response(AnnotationOutputSerializer(outcome.annotation).data, status=code, headers=headers)
 
+    @extend_schema(
+        operation_id="frame_annotation_delete",
+        parameters=[
+            *_FRAME_TASK,
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description='The version being deleted as an ETag ("3"); required.',
+            ),
+        ],
+        request=None,
+        responses={
+            204: None,
+            400: OpenApiResponse(description="An inactive task, or a reader-study reading."),
+            404: OpenApiResponse(
+                description="No such frame or task in the caller's projects, or no annotation of the caller."
+            ),
+            409: AnnotationConflictSerializer,
+            428: OpenApiResponse(description="If-Match is missing."),
+        },
+        description=(
+            "Delete the caller's own annotation (the browser app's undo). If-Match must carry the current "
+            "version: without it 428, with a stale one 409 with the server's current state, and nothing is "
+            "deleted. The deletion is kept in the annotation's audit history."
+        ),
+        tags=["annotations"],
+    )
+    def delete(self, request: Request, frame_id: int, task_id: int) -> Response:
+        frame, task = self._frame_and_task(request, frame_id, task_id)
+        version = _if_match_version(request)
+        if version is None:
+            raise PreconditionRequired(
+                'Send If-Match with the version being deleted (the ETag of the annotation, e.g. "3").'
+            )
+        try:
+            annotation_delete(frame=frame, task=task, annotator=request.user, version=version)  # type: ignore[arg-type]
+        except AnnotationMissing as exc:
+            raise NotFound(str(exc)) from exc
+        except AnnotationRefused as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        except AnnotationConflict as exc:
+            body = {
+                "detail": exc.message,
+                "current": AnnotationOutputSerializer(exc.current).data if exc.current is not None else None,
+            }
+            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
+            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class AnnotationFilter(filters.FilterSet):
     project = IdFilter(field_name="task__project_id")
@@ -599,10 +668,13 @@ class HistoryEntrySerializer(serializers.Serializer[Any]):
 
 @extend_schema_view(
     list=extend_schema(
-        description="The caller's own annotations, and all of projects they coordinate or administer."
+        description=(
+            "The caller's own annotations, and all of the projects where they are a coordinator, reviewer "
+            "or admin."
+        )
     ),
     retrieve=extend_schema(
-        description="One annotation (own, or of a project the caller coordinates or administers)."
+        description="One annotation: own, or of a project the caller coordinates, reviews or administers."
     ),
 )
 class AnnotationViewSet(viewsets.ReadOnlyModelViewSet[Annotation]):
@@ -614,7 +686,9 @@ class AnnotationViewSet(viewsets.ReadOnlyModelViewSet[Annotation]):
 
     @extend_schema(
         responses={200: HistoryEntrySerializer(many=True)},
-        description="Every change of the annotation, oldest first: who, when, what (coordinators, admins).",
+        description=(
+            "Every change of the annotation, oldest first: who, when, what (coordinators, reviewers, admins)."
+        ),
     )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def history(self, request: Request, pk: str) -> Response:
@@ -720,3 +794,322 @@ class WorkQueueApi(APIView):
             raise ValidationError({"task": ["This label task is inactive: it accepts no annotations."]})
         queue = work_queue(user=request.user, task=task, **params)
         return Response(WorkQueueOutputSerializer(queue, context={"request": request}).data)
+
+
+# --- Review of disagreements and adjudications ----------------------------------------------------
+
+
+class ReviewQueueQuerySerializer(serializers.Serializer[Any]):
+    task = serializers.IntegerField(min_value=1, help_text="The label task to review (of this project).")
+    status = serializers.ChoiceField(
+        choices=ReviewStatus.choices,
+        default=ReviewStatus.OPEN,
+        help_text=(
+            "open: disagreeing, not yet adjudicated (default); adjudicated: an adjudication exists; all: "
+            "every disagreeing frame, adjudicated or not."
+        ),
+    )
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=QUEUE_MAX_LIMIT,
+        default=QUEUE_DEFAULT_LIMIT,
+        help_text=f"How many frames to return (default {QUEUE_DEFAULT_LIMIT}, at most {QUEUE_MAX_LIMIT}).",
+    )
+    examination = serializers.IntegerField(required=False, help_text="Only frames of this examination.")
+    anatomical_site = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only frames whose examination has this site."
+    )
+    device = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only frames whose examination used this device."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # An empty text filter means no filter, as in the work queue.
+        return {name: value for name, value in attrs.items() if value != ""}
+
+
+class AdjudicationBasisSerializer(serializers.Serializer[Any]):
+    annotation_id = serializers.IntegerField()
+    annotator_id = serializers.IntegerField()
+    value = serializers.CharField()
+    confidence = serializers.IntegerField()
+    version = serializers.IntegerField()
+
+
+class AdjudicationOutputSerializer(serializers.Serializer[Any]):
+    """Works on an Adjudication and on its snapshot() (an idempotent replay answers the stored one)."""
+
+    id = serializers.IntegerField(read_only=True)
+    frame = serializers.IntegerField(source="frame_id", read_only=True)
+    task = serializers.IntegerField(source="task_id", read_only=True)
+    value = serializers.CharField(read_only=True)
+    rationale = serializers.CharField(read_only=True)
+    adjudicated_by = serializers.IntegerField(
+        source="adjudicated_by_id", read_only=True, help_text="Who made the current decision."
+    )
+    adjudicated_by_username = serializers.CharField(read_only=True)
+    based_on = AdjudicationBasisSerializer(
+        many=True,
+        read_only=True,
+        help_text="The free-labelling annotations decided over, as they were when the decision was made.",
+    )
+    version = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class AdjudicationSubmitInputSerializer(serializers.Serializer[Any]):
+    value = serializers.SlugField(max_length=50, help_text="The value of one of the task's active choices.")
+    rationale = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Why (optional)."
+    )
+    version = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="The version being replaced (or send If-Match); leave out to create the adjudication.",
+    )
+
+
+class AdjudicationConflictSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    current = AdjudicationOutputSerializer(allow_null=True, help_text="The server's state; null if none.")
+
+
+class ReviewAnnotationSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    annotator = serializers.IntegerField(source="annotator_id")
+    annotator_username = serializers.CharField(source="annotator.username")
+    value = serializers.CharField()
+    confidence = serializers.IntegerField()
+    version = serializers.IntegerField()
+    ai_shown = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+
+class ReviewItemSerializer(serializers.Serializer[Any]):
+    frame = QueueFrameSerializer(help_text="As in the work queue: no reference standard.")
+    annotations = ReviewAnnotationSerializer(
+        many=True, help_text="The frame's free-labelling annotations of the task, oldest first."
+    )
+    adjudication = AdjudicationOutputSerializer(allow_null=True, help_text="Null until adjudicated.")
+    disagreement = serializers.BooleanField(
+        help_text="Whether the annotators disagree now (false for a confirmed, agreed label)."
+    )
+
+
+class ReviewQueueOutputSerializer(serializers.Serializer[Any]):
+    task = serializers.IntegerField(source="task.id")
+    open = serializers.IntegerField(
+        help_text="Frames matching the filters that disagree and are not adjudicated."
+    )
+    adjudicated = serializers.IntegerField(help_text="Frames matching the filters with an adjudication.")
+    items = ReviewItemSerializer(many=True, help_text="The frames in `status`, in work-queue order.")
+
+
+_ADJUDICATOR_ONLY = OpenApiResponse(
+    description="A member of the project who is not a reviewer, coordinator or admin."
+)
+
+
+class ReviewQueueApi(APIView):
+    """Frames whose annotators disagree on a task, for the project's adjudicators."""
+
+    @extend_schema(
+        operation_id="project_review_queue",
+        parameters=[
+            OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            ReviewQueueQuerySerializer,
+        ],
+        responses={
+            200: ReviewQueueOutputSerializer,
+            400: OpenApiResponse(description="Invalid parameters (limit above the maximum, unknown status)."),
+            403: _ADJUDICATOR_ONLY,
+            404: OpenApiResponse(description="Not a member of the project, or no such task in it."),
+        },
+        description=(
+            "A frame disagrees on a task when it has free-labelling annotations of the task from at least "
+            "2 different annotators and they do not all have the same value. `status`: open (disagreeing, "
+            "not adjudicated; the default), adjudicated (an adjudication exists, disagreeing or not), all "
+            "(every disagreeing frame). Frames come in the work queue's order with the same filters, each "
+            "with its annotations and adjudication; `open` and `adjudicated` count the frames matching the "
+            "filters. Reviewers, coordinators and project admins only."
+        ),
+        tags=["review"],
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = get_object_or_404(projects_visible_to(request.user), pk=project_id)
+        require_role(request.user, project, ADJUDICATOR_ROLES, "review disagreements")
+        query = ReviewQueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        task = queue_task_of(user=request.user, project_id=project.pk, task_id=params.pop("task"))
+        if task is None:
+            raise NotFound("No such label task in this project.")
+        queue = review_queue(task=task, **params)
+        return Response(ReviewQueueOutputSerializer(queue, context={"request": request}).data)
+
+
+class AdjudicationApi(APIView):
+    """The adjudication of one frame for one task (adjudicators only)."""
+
+    def _frame_and_task(self, request: Request, frame_id: int, task_id: int) -> tuple[Frame, LabelTask]:
+        frame = get_object_or_404(
+            frames_visible_to(request.user).select_related("examination__patient__project"), pk=frame_id
+        )
+        project = frame.examination.patient.project
+        require_role(request.user, project, ADJUDICATOR_ROLES, "adjudicate")
+        task = get_object_or_404(label_tasks_visible_to(request.user).filter(project=project), pk=task_id)
+        return frame, task
+
+    @extend_schema(
+        operation_id="frame_adjudication_retrieve",
+        parameters=_FRAME_TASK,
+        responses={
+            200: AdjudicationOutputSerializer,
+            403: _ADJUDICATOR_ONLY,
+            404: OpenApiResponse(
+                description="No such frame or task in the caller's projects, or no adjudication yet."
+            ),
+        },
+        description="The adjudication of this frame for this task; ETag carries its version.",
+        tags=["review"],
+    )
+    def get(self, request: Request, frame_id: int, task_id: int) -> Response:
+        frame, task = self._frame_and_task(request, frame_id, task_id)
+        adjudication = adjudication_of(frame=frame, task=task)
+        if adjudication is None:
+            raise NotFound("This frame has not been adjudicated for this task yet.")
+        return Response(
+            AdjudicationOutputSerializer(adjudication).data, headers={"ETag": _etag(adjudication.version)}
+        )
+
+    @extend_schema(
+        operation_id="frame_adjudication_submit",
+        parameters=[
+            *_FRAME_TASK,
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description='The version being replaced as an ETag ("3"), instead of `version` in the body.',
+            ),
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description=(
+                    "A unique key per submit: a retry with the same key and payload returns the first answer "
+                    "without writing again; the same key with another payload is refused with 422."
+                ),
+            ),
+        ],
+        request=AdjudicationSubmitInputSerializer,
+        responses={
+            200: AdjudicationOutputSerializer,
+            201: AdjudicationOutputSerializer,
+            400: OpenApiResponse(
+                description=(
+                    "Not an active choice of an active task, or the frame has no annotation for the task."
+                )
+            ),
+            403: _ADJUDICATOR_ONLY,
+            404: OpenApiResponse(description="No such frame or task in the caller's projects."),
+            409: AdjudicationConflictSerializer,
+            422: OpenApiResponse(description="The Idempotency-Key was used for a different submit."),
+        },
+        description=(
+            "Create (no version: 201, version 1) or change (with the current version, in the body or in "
+            "If-Match: 200, version + 1) the adjudication. A missing or stale version answers 409 with the "
+            "server's current state and overwrites nothing. `based_on` records the frame's free-labelling "
+            "annotations as they are now. A frame without disagreement may be adjudicated (confirming its "
+            "label); one without any annotation for the task is refused (400)."
+        ),
+        tags=["review"],
+    )
+    def put(self, request: Request, frame_id: int, task_id: int) -> Response:
+        frame, task = self._frame_and_task(request, frame_id, task_id)
+        serializer = AdjudicationSubmitInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        version = data.pop("version", None)
+        header_version = _if_match_version(request)
+        if version is not None and header_version is not None and version != header_version:
+            raise ValidationError({"version": ["The body's version and If-Match disagree."]})
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        try:
+            outcome = adjudication_submit(
+                frame=frame,
+                task=task,
+                adjudicator=request.user,  # type: ignore[arg-type]
+                version=version if version is not None else header_version,
+                idempotency_key=key,
+                **data,
+            )
+        except AnnotationRefused as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        except IdempotencyKeyReused as exc:
+            raise Unprocessable(str(exc)) from exc
+        except AdjudicationConflict as exc:
+            body = {
+                "detail": exc.message,
+                "current": AdjudicationOutputSerializer(exc.current).data
+                if exc.current is not None
+                else None,
+            }
+            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
+            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
+        headers = {"ETag": _etag(outcome.adjudication["version"])}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+        return Response(AdjudicationOutputSerializer(outcome.adjudication).data, status=code, headers=headers)
+
+
+class AdjudicationFilter(filters.FilterSet):
+    project = IdFilter(field_name="task__project_id")
+    task = IdFilter(field_name="task_id")
+    frame = IdFilter(field_name="frame_id")
+
+    class Meta:
+        model = Adjudication
+        fields = ["project", "task", "frame"]
+
+
+class AdjudicationHistoryEntrySerializer(HistoryEntrySerializer):
+    state = serializers.DictField(
+        help_text="value, rationale, adjudicated_by_id, based_on and version after the change."
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description=(
+            "Adjudications of the projects where the caller is a reviewer, coordinator or admin; nobody "
+            "else sees any (readers are measured against them)."
+        )
+    ),
+    retrieve=extend_schema(
+        description="One adjudication (reviewers, coordinators and admins of its project)."
+    ),
+)
+@extend_schema(tags=["review"])
+class AdjudicationViewSet(viewsets.ReadOnlyModelViewSet[Adjudication]):
+    serializer_class = AdjudicationOutputSerializer
+    filterset_class = AdjudicationFilter
+
+    def get_queryset(self) -> QuerySet[Adjudication]:
+        return adjudications_visible_to(self.request.user).select_related("adjudicated_by")
+
+    @extend_schema(
+        responses={200: AdjudicationHistoryEntrySerializer(many=True)},
+        description="Every decision on the adjudication, oldest first: who, when, what.",
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def history(self, request: Request, pk: str) -> Response:
+        adjudication = self.get_object()
+        return Response(
+            AdjudicationHistoryEntrySerializer(adjudication_history(adjudication), many=True).data
+        )

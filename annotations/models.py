@@ -1,6 +1,7 @@
-"""Label schemas (tasks and their choices, per project) and the annotations readers make with them.
+"""Label schemas (tasks and their choices, per project), the annotations readers make with them, and
+the adjudications reviewers make where annotators disagree.
 
-Every change to a task, a choice or an annotation is kept in an audit history by
+Every change to a task, a choice, an annotation or an adjudication is kept in an audit history by
 django-simple-history (`history = HistoricalRecords()`): who changed what and when. The services set
 the acting user on the instance before they save, so the history never depends on a request
 middleware. (django-pghistory was the first choice, but it records through Postgres triggers that
@@ -146,6 +147,70 @@ class Annotation(models.Model):
             "time_on_frame_ms": self.time_on_frame_ms,
             "ai_shown": self.ai_shown,
             "context": self.context,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Adjudication(models.Model):
+    """The reviewer's decision on one task for one frame, kept apart from the individual annotations
+    it was decided over (which stay as their annotators gave them).
+
+    `based_on` records those annotations as they were when the decision was made: a list of
+    {annotation_id, annotator_id, value, confidence, version}. `version` guards against lost updates
+    as in Annotation; `adjudicated_by` is who made the current decision (the history keeps earlier
+    ones).
+    """
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="adjudications")
+    task = models.ForeignKey(LabelTask, on_delete=models.PROTECT, related_name="adjudications")
+    value = models.SlugField(max_length=50, help_text="The value of one of the task's choices.")
+    rationale = models.TextField(blank=True, help_text="Why the reviewer decided so (optional).")
+    adjudicated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
+    )
+    based_on = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "The free-labelling annotations decided over, as they were then: "
+            "[{annotation_id, annotator_id, value, confidence, version}]."
+        ),
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Raised by one with every change.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "task"], name="adjudication_unique_per_frame_task"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="adjudication_version_positive"),
+        ]
+        # Not by frame, for the same reason as Annotation.
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.task.key}={self.value} on frame {self.frame_id} adjudicated by {self.adjudicated_by_id}"
+        )
+
+    @property
+    def adjudicated_by_username(self) -> str:
+        return str(self.adjudicated_by.get_username())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The adjudication as JSON-safe data (what an idempotent replay answers with)."""
+        return {
+            "id": self.pk,
+            "frame_id": self.frame_id,
+            "task_id": self.task_id,
+            "value": self.value,
+            "rationale": self.rationale,
+            "adjudicated_by_id": self.adjudicated_by_id,
+            "adjudicated_by_username": self.adjudicated_by_username,
+            "based_on": self.based_on,
             "version": self.version,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),

@@ -1,4 +1,4 @@
-"""Writes of label schemas and annotations.
+"""Writes of label schemas, annotations and adjudications.
 
 Every write sets the acting user on the instance (`_history_user`) before it saves, so that the
 audit history (django-simple-history) records who made each change, in the same transaction.
@@ -16,8 +16,9 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 
-from annotations.models import Annotation, IdempotencyRecord, LabelChoice, LabelTask
+from annotations.models import Adjudication, Annotation, IdempotencyRecord, LabelChoice, LabelTask
 from annotations.presets import HOTKEY_POOL, PRESETS
+from annotations.selectors import annotations_for_adjudication
 from records.models import Frame, Project
 from records.services import UNSET, _apply, _Unset
 
@@ -54,6 +55,23 @@ class AnnotationConflict(Exception):
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key already used for a different request (answered with 422)."""
+
+
+class AnnotationMissing(Exception):
+    """The caller has no annotation there (answered with 404)."""
+
+
+class AdjudicationRefused(AnnotationRefused):
+    """An adjudication the schema or the frame's annotations do not allow (answered with 400)."""
+
+
+class AdjudicationConflict(Exception):
+    """The adjudication submit did not carry the current version; `current` is the server's state."""
+
+    def __init__(self, message: str, current: Adjudication | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.current = current
 
 
 def _set_history_user(instance: models.Model, user: User | None, reason: str = "") -> None:
@@ -168,6 +186,12 @@ def label_task_delete(*, task: LabelTask, changed_by: User | None) -> None:
             f"Task '{locked.key}' has {used} annotation(s) and cannot be deleted; deactivate it instead "
             "(is_active=false keeps its annotations readable and refuses new ones)."
         )
+    decided = Adjudication.objects.filter(task=locked).count()
+    if decided:
+        raise InUseError(
+            f"Task '{locked.key}' has {decided} adjudication(s) and cannot be deleted; deactivate it instead "
+            "(is_active=false keeps its adjudications readable and refuses new ones)."
+        )
     for choice in locked.choices.all():
         _set_history_user(choice, changed_by)
         choice.delete()
@@ -248,6 +272,12 @@ def label_choice_delete(*, choice: LabelChoice, changed_by: User | None) -> None
             f"Choice '{locked.value}' of task '{locked.task.key}' is the value of {used} annotation(s) and "
             "cannot be deleted; deactivate it instead (is_active=false keeps those annotations readable "
             "and refuses new ones with this value)."
+        )
+    decided = Adjudication.objects.filter(task_id=locked.task_id, value=locked.value).count()
+    if decided:
+        raise InUseError(
+            f"Choice '{locked.value}' of task '{locked.task.key}' is the value of {decided} adjudication(s) "
+            "and cannot be deleted; deactivate it instead."
         )
     _set_history_user(locked, changed_by)
     locked.delete()
@@ -341,6 +371,24 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _idempotency_record(*, user: User, key: str, payload: dict[str, Any]) -> IdempotencyRecord:
+    """The locked IdempotencyRecord of (user, key), created for this payload if new. Its `response`
+    is None until the submit that created it stores its outcome. Raises IdempotencyKeyReused when
+    the key was used for another payload. Call inside the submit's transaction."""
+    fingerprint = _fingerprint(payload)
+    # Insert-or-wait: a concurrent submit with the same key blocks here until it commits, then
+    # this one finds its stored outcome.
+    IdempotencyRecord.objects.bulk_create(
+        [IdempotencyRecord(user=user, key=key, fingerprint=fingerprint)], ignore_conflicts=True
+    )
+    record = IdempotencyRecord.objects.select_for_update().get(user=user, key=key)
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different submit; use a new key for a new one."
+        )
+    return record
+
+
 @transaction.atomic
 def annotation_submit(
     *,
@@ -364,8 +412,10 @@ def annotation_submit(
     """
     record: IdempotencyRecord | None = None
     if idempotency_key is not None:
-        fingerprint = _fingerprint(
-            {
+        record = _idempotency_record(
+            user=annotator,
+            key=idempotency_key,
+            payload={
                 "frame": frame.pk,
                 "task": task.pk,
                 "value": value,
@@ -373,19 +423,8 @@ def annotation_submit(
                 "time_on_frame_ms": time_on_frame_ms,
                 "ai_shown": ai_shown,
                 "version": version,
-            }
+            },
         )
-        # Insert-or-wait: a concurrent submit with the same key blocks here until it commits, then
-        # this one finds its stored outcome.
-        IdempotencyRecord.objects.bulk_create(
-            [IdempotencyRecord(user=annotator, key=idempotency_key, fingerprint=fingerprint)],
-            ignore_conflicts=True,
-        )
-        record = IdempotencyRecord.objects.select_for_update().get(user=annotator, key=idempotency_key)
-        if record.fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used for a different submit; use a new key for a new one."
-            )
         if record.response is not None:
             return AnnotationSubmitted(
                 annotation=record.response, created=record.status_code == 201, replayed=True
@@ -487,5 +526,195 @@ def _annotation_write(
     if changed:
         current.version += 1
         _set_history_user(current, annotator)
+        current.save(update_fields=[*changed, "version", "updated_at"])
+    return current, False
+
+
+@transaction.atomic
+def annotation_delete(*, frame: Frame, task: LabelTask, annotator: User, version: int) -> None:
+    """Delete the annotator's own annotation of `frame` for `task` (the browser's undo) when `version`
+    is the current one; a stale version raises AnnotationConflict with the server's state and deletes
+    nothing. The deletion stays in the audit history (history_type "-", by the annotator).
+
+    Raises AnnotationMissing when there is no such annotation. An inactive task refuses deletions as
+    it refuses every write, and reader-study readings are not deleted here.
+    """
+    current = (
+        Annotation.objects.select_for_update().filter(frame=frame, task=task, annotator=annotator).first()
+    )
+    if current is None:
+        raise AnnotationMissing("You have not annotated this frame for this task.")
+    if not task.is_active:
+        raise AnnotationRefused(
+            "task", f"Task '{task.key}' is inactive: its annotations can no longer change."
+        )
+    if current.context != Annotation.Context.FREE:
+        raise AnnotationRefused("context", "A reader-study reading cannot be deleted here.")
+    if version != current.version:
+        raise AnnotationConflict(
+            f"The annotation is at version {current.version}, but this delete carried version {version}: "
+            "it was changed elsewhere. Nothing was deleted; review the current state and retry.",
+            current,
+        )
+    _set_history_user(current, annotator)
+    current.delete()
+
+
+# --- Adjudications --------------------------------------------------------------------------------
+
+
+@dataclass
+class AdjudicationSubmitted:
+    """The outcome of an adjudication submit, as AnnotationSubmitted."""
+
+    adjudication: dict[str, Any]
+    created: bool
+    replayed: bool = False
+
+
+@transaction.atomic
+def adjudication_submit(
+    *,
+    frame: Frame,
+    task: LabelTask,
+    adjudicator: User,
+    value: str,
+    rationale: str = "",
+    version: int | None = None,
+    idempotency_key: str | None = None,
+) -> AdjudicationSubmitted:
+    """Decide `task` for `frame` (no `version`: create) or change the decision (`version` is the
+    current one); anything else raises AdjudicationConflict with the server's state and writes
+    nothing. The semantics follow annotation_submit, idempotency keys included (the keys are the
+    caller's, shared with their annotation submits).
+
+    `based_on` is filled here with the frame's free-labelling annotations of the task as they are
+    now. A frame without disagreement may be adjudicated (a reviewer confirms a label); one without
+    any free-labelling annotation of the task is refused. A new value must be an active choice of
+    the (active) task; a decision already holding a since-deactivated value may keep it.
+    """
+    record: IdempotencyRecord | None = None
+    if idempotency_key is not None:
+        record = _idempotency_record(
+            user=adjudicator,
+            key=idempotency_key,
+            payload={
+                "kind": "adjudication",
+                "frame": frame.pk,
+                "task": task.pk,
+                "value": value,
+                "rationale": rationale,
+                "version": version,
+            },
+        )
+        if record.response is not None:
+            return AdjudicationSubmitted(
+                adjudication=record.response, created=record.status_code == 201, replayed=True
+            )
+
+    adjudication, created = _adjudication_write(
+        frame=frame, task=task, adjudicator=adjudicator, value=value, rationale=rationale, version=version
+    )
+    outcome = AdjudicationSubmitted(adjudication=adjudication.snapshot(), created=created)
+    if record is not None:
+        record.response = outcome.adjudication
+        record.status_code = 201 if created else 200
+        record.save(update_fields=["response", "status_code"])
+    return outcome
+
+
+def _adjudication_write(
+    *, frame: Frame, task: LabelTask, adjudicator: User, value: str, rationale: str, version: int | None
+) -> tuple[Adjudication, bool]:
+    if frame.examination.patient.project_id != task.project_id:
+        raise AdjudicationRefused("task", "This task belongs to another project than the frame.")
+    if not task.is_active:
+        raise AdjudicationRefused(
+            "task", f"Task '{task.key}' is inactive and accepts no new or changed adjudications."
+        )
+    choice = LabelChoice.objects.filter(task=task, value=value).first()
+    if choice is None:
+        valid = ", ".join(task.choices.filter(is_active=True).values_list("value", flat=True))
+        raise AdjudicationRefused(
+            "value", f"'{value}' is not a choice of task '{task.key}' (choices: {valid})."
+        )
+    based_on = [
+        {
+            "annotation_id": annotation.pk,
+            "annotator_id": annotation.annotator_id,
+            "value": annotation.value,
+            "confidence": annotation.confidence,
+            "version": annotation.version,
+        }
+        for annotation in annotations_for_adjudication(frame=frame, task=task)
+    ]
+    if not based_on:
+        raise AdjudicationRefused(
+            "frame",
+            f"Frame {frame.pk} has no annotation for task '{task.key}': there is nothing to adjudicate.",
+        )
+
+    current = (
+        Adjudication.objects.select_for_update()
+        .select_related("adjudicated_by")
+        .filter(frame=frame, task=task)
+        .first()
+    )
+    if current is None:
+        if version is not None:
+            raise AdjudicationConflict(
+                f"There is no adjudication at version {version}; submit without a version to create it.",
+                None,
+            )
+        if not choice.is_active:
+            raise AdjudicationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+        adjudication = Adjudication(
+            frame=frame,
+            task=task,
+            value=value,
+            rationale=rationale,
+            adjudicated_by=adjudicator,
+            based_on=based_on,
+            version=1,
+        )
+        _set_history_user(adjudication, adjudicator)
+        try:
+            with transaction.atomic():
+                adjudication.save()
+        except IntegrityError:
+            # Another submit created it between our look-up and our insert: that one won.
+            current = (
+                Adjudication.objects.select_for_update()
+                .select_related("adjudicated_by")
+                .get(frame=frame, task=task)
+            )
+            raise AdjudicationConflict(
+                "This frame was just adjudicated by another submit; review it, resubmit with its version.",
+                current,
+            ) from None
+        return adjudication, True
+
+    if version != current.version:
+        expected = "no version" if version is None else f"version {version}"
+        raise AdjudicationConflict(
+            f"The adjudication is at version {current.version}, but this submit carried {expected}: it "
+            "was changed elsewhere. Nothing was overwritten; review the current state and resubmit.",
+            current,
+        )
+    if value != current.value and not choice.is_active:
+        raise AdjudicationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+    changed = _apply(
+        current,
+        {
+            "value": value,
+            "rationale": rationale,
+            "based_on": based_on,
+            "adjudicated_by_id": adjudicator.pk,
+        },
+    )
+    current.adjudicated_by = adjudicator
+    if changed:
+        current.version += 1
+        _set_history_user(current, adjudicator)
         current.save(update_fields=[*changed, "version", "updated_at"])
     return current, False

@@ -2,12 +2,15 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from annotations.apis import (
+    AdjudicationApi,
+    AdjudicationViewSet,
     AnnotationApi,
     AnnotationViewSet,
     LabelChoiceViewSet,
     LabelPresetApplyApi,
     LabelPresetListApi,
     LabelTaskViewSet,
+    ReviewQueueApi,
     WorkQueueApi,
 )
 
@@ -15,6 +18,7 @@ router = DefaultRouter()
 router.register("label-tasks", LabelTaskViewSet, basename="label-task")
 router.register("label-choices", LabelChoiceViewSet, basename="label-choice")
 router.register("annotations", AnnotationViewSet, basename="annotation")
+router.register("adjudications", AdjudicationViewSet, basename="adjudication")
 
 urlpatterns = [
     path("label-presets/", LabelPresetListApi.as_view(), name="label-presets"),
@@ -23,5 +27,11 @@ urlpatterns = [
         "frames/<int:frame_id>/annotations/<int:task_id>/", AnnotationApi.as_view(), name="frame-annotation"
     ),
     path("projects/<int:project_id>/queue/", WorkQueueApi.as_view(), name="project-work-queue"),
+    path(
+        "frames/<int:frame_id>/adjudications/<int:task_id>/",
+        AdjudicationApi.as_view(),
+        name="frame-adjudication",
+    ),
+    path("projects/<int:project_id>/review/", ReviewQueueApi.as_view(), name="project-review-queue"),
     *router.urls,
 ]

@@ -32,6 +32,7 @@ class ProjectMembership(models.Model):
         COORDINATOR = "coordinator", "Study coordinator"
         DATA_MANAGER = "data_manager", "Data manager"
         ADMIN = "admin", "Project admin"
+        REVIEWER = "reviewer", "Reviewer (adjudicates disagreements)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")

@@ -118,7 +118,7 @@ class FrameFactory(factory.django.DjangoModelFactory[Frame]):
 
 # --- annotations ----------------------------------------------------------------------------------
 
-from annotations.models import Annotation, LabelChoice, LabelTask  # noqa: E402
+from annotations.models import Adjudication, Annotation, LabelChoice, LabelTask  # noqa: E402
 
 
 class LabelTaskFactory(factory.django.DjangoModelFactory[LabelTask]):
@@ -151,3 +151,16 @@ class AnnotationFactory(factory.django.DjangoModelFactory[Annotation]):
     annotator = factory.SubFactory(UserFactory)
     value = "good"
     confidence = 3
+
+
+class AdjudicationFactory(factory.django.DjangoModelFactory[Adjudication]):
+    """An adjudication written directly (no based_on unless given); the service fills it for real."""
+
+    class Meta:
+        model = Adjudication
+
+    task = factory.SubFactory(LabelTaskFactory)
+    frame = factory.LazyAttribute(lambda o: FrameFactory.create(examination__patient__project=o.task.project))
+    adjudicated_by = factory.SubFactory(UserFactory)
+    value = "good"
+    based_on = factory.LazyFunction(list)
