@@ -8,6 +8,7 @@ silently falling back to a development value.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -64,6 +65,8 @@ INSTALLED_APPS = [
     "jobs",
     "records",
     "annotations",
+    # The browser app: its view serves the Vite build at / and the app's routes (frontend/urls.py).
+    "frontend",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +120,21 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+# The browser app's build lands in frontend/static/frontend/ (an app static folder, found without
+# STATICFILES_DIRS). Vite names its assets by content (name-HASH8.ext): whitenoise may let browsers
+# cache them for good, as it does for the manifest storage's names (name.HEX12.ext), which this test,
+# replacing whitenoise's default, keeps recognising.
+_VITE_ASSET = re.compile(r"^.+-[0-9A-Za-z_-]{8}\.(?:js|css|woff2?|png|svg)$")
+_MANIFEST_HASHED = re.compile(r"\.[0-9a-f]{12}\.[0-9A-Za-z]+$")
+
+
+def _immutable_static(path: str, url: str) -> bool:
+    if url.startswith(f"{STATIC_URL}frontend/assets/") and _VITE_ASSET.match(url):
+        return True
+    return bool(_MANIFEST_HASHED.search(url))
+
+
+WHITENOISE_IMMUTABLE_FILE_TEST = _immutable_static
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

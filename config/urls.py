@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Browser login for every user (the admin's login page admits staff only); the single-page app
-    # will bring its own login screen, this one serves the API docs and the browsable API.
+    # has its own login screen (/login, POST /api/auth/session/), this one serves the API docs and
+    # the browsable API.
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are pages for people: a visitor who is not logged in is sent to the login page
@@ -16,4 +17,7 @@ urlpatterns = [
     path("api/", include("records.urls")),
     path("api/", include("jobs.urls")),
     path("api/", include("annotations.urls")),
+    path("api/", include("frontend.api_urls")),
+    # The browser app: `/` and its client-side routes (listed prefixes only, see frontend/urls.py).
+    path("", include("frontend.urls")),
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,3 +37,38 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
             "--disable-sync",
         ],
     }
+
+
+# --- The browser app ------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+FRONTEND = REPO_ROOT / "frontend"
+FRONTEND_INDEX = FRONTEND / "static" / "frontend" / "index.html"
+BUILD_HINT = "run `./dev install` (or `npm ci && npm run build` in frontend/); `./dev test` does it first"
+
+
+@pytest.fixture
+def app_built() -> Path:
+    """The Vite build the tests drive: missing or older than its sources is a failure that says so."""
+    if not FRONTEND_INDEX.is_file():
+        pytest.fail(f"The browser app is not built ({FRONTEND_INDEX} is missing): {BUILD_HINT}")
+    built = FRONTEND_INDEX.stat().st_mtime
+    sources = [FRONTEND / "index.html", *(FRONTEND / "src").rglob("*")]
+    stale = [
+        path
+        for path in sources
+        if path.is_file() and not path.name.endswith(".test.ts") and path.stat().st_mtime > built
+    ]
+    if stale:
+        pytest.fail(f"The browser app's build is older than {stale[0].relative_to(REPO_ROOT)}: {BUILD_HINT}")
+    return FRONTEND_INDEX
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles() -> Iterator[None]:
+    """The login throttle counts per address in the (in-process) cache the live server shares."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
