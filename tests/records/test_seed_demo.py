@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from PIL import Image
 
+from annotations.models import LabelTask
 from jobs.models import Job
 from records.demo import (
     DEMO_EXAMINATIONS,
@@ -26,7 +27,7 @@ from records.services import IMPORT_JOB_KIND
 
 pytestmark = pytest.mark.django_db
 
-DEMO_USERNAMES = {"admin", "coordinator", "datamanager", "reader1", "reader2"}
+DEMO_USERNAMES = {"admin", "coordinator", "datamanager", "reader1", "reader2", "reviewer"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,14 @@ def test_seed_demo_twice_creates_users_project_and_one_import_job_once(tmp_path:
         "datamanager": ProjectMembership.Role.DATA_MANAGER,
         "reader1": ProjectMembership.Role.READER,
         "reader2": ProjectMembership.Role.READER,
+        "reviewer": ProjectMembership.Role.REVIEWER,
     }
+    # Something to label: quality and diagnosis tasks from their presets, created once.
+    tasks = LabelTask.objects.filter(project=project)
+    assert sorted(tasks.values_list("key", flat=True)) == ["diagnosis_neoplasia", "quality"]
+    assert all(task.choices.filter(is_active=True).exclude(hotkey="").exists() for task in tasks)
+    assert "label task quality: created from its preset" in first
+    assert "label task quality: already there" in second
 
     job = Job.objects.get()
     assert (job.kind, job.project_id, job.status) == (IMPORT_JOB_KIND, project.pk, Job.Status.QUEUED)

@@ -18,6 +18,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from annotations.models import LabelTask
+from annotations.presets import PRESETS
+from annotations.services import label_preset_apply
 from jobs.models import Job
 from records.demo import DemoSource, write_demo_source
 from records.importing.options import ImportOptions
@@ -35,7 +38,10 @@ DEMO_USERS: tuple[tuple[str, str], ...] = (
     ("datamanager", ProjectMembership.Role.DATA_MANAGER),
     ("reader1", ProjectMembership.Role.READER),
     ("reader2", ProjectMembership.Role.READER),
+    ("reviewer", ProjectMembership.Role.REVIEWER),
 )
+# The demo frames are healthy or neoplastic CLE-like mucosa: readers label their quality and diagnosis.
+DEMO_LABEL_PRESETS = ("quality", "diagnosis_neoplasia")
 
 
 class Command(BaseCommand):
@@ -57,6 +63,7 @@ class Command(BaseCommand):
         )
         with transaction.atomic():
             project = self._users_and_project()
+            self._label_tasks(project)
             self._import(project, demo)
 
     def _users_and_project(self) -> Project:
@@ -91,6 +98,14 @@ class Command(BaseCommand):
                 + (f", member as {role}" if member_created else "")
             )
         return project
+
+    def _label_tasks(self, project: Project) -> None:
+        for preset in DEMO_LABEL_PRESETS:
+            if LabelTask.objects.filter(project=project, key=PRESETS[preset].key).exists():
+                self.stdout.write(f"label task {preset}: already there")
+                continue
+            label_preset_apply(project=project, preset_key=preset, changed_by=None)
+            self.stdout.write(f"label task {preset}: created from its preset")
 
     def _import(self, project: Project, demo: DemoSource) -> None:
         imports = Job.objects.filter(project=project, kind=IMPORT_JOB_KIND)
