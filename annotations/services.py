@@ -7,14 +7,17 @@ Errors are domain exceptions; the API turns them into 400 / 409 / 422 answers.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from annotations.models import Adjudication, Annotation, IdempotencyRecord, LabelChoice, LabelTask
 from annotations.presets import HOTKEY_POOL, PRESETS
@@ -718,3 +721,16 @@ def _adjudication_write(
         _set_history_user(current, adjudicator)
         current.save(update_fields=[*changed, "version", "updated_at"])
     return current, False
+
+
+def idempotency_records_purge(*, now: datetime.datetime | None = None) -> int:
+    """Forget Idempotency-Keys older than CLEAR_IDEMPOTENCY_KEY_TTL_HOURS; returns how many.
+
+    A retry that arrives after its key was forgotten is an ordinary submit again, and still cannot
+    duplicate or overwrite anything: a repeated create finds the annotation there and a repeated
+    update carries a version that is no longer current, so both answer 409.
+    """
+    hours: int = settings.CLEAR_IDEMPOTENCY_KEY_TTL_HOURS
+    cutoff = (now or timezone.now()) - datetime.timedelta(hours=hours)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -62,6 +62,16 @@ def _configure(app: Celery) -> None:
         task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
         worker_hijack_root_logger=False,
         timezone="UTC",
+        # Housekeeping on a schedule (`celery beat`, or a worker's -B). The plain Scheduler keeps
+        # its state in memory: the default PersistentScheduler stores it with shelve, i.e. pickle.
+        beat_scheduler="celery.beat:Scheduler",
+        beat_schedule={
+            "purge-idempotency-records": {
+                "task": "annotations.purge_idempotency_records",
+                "schedule": 3600.0,
+                "options": {"queue": "cpu"},
+            },
+        },
     )
 
 

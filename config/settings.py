@@ -224,6 +224,8 @@ CLEAR_BROKER_RESTORE_INTERVAL = env.int("CLEAR_BROKER_RESTORE_INTERVAL", default
 CLEAR_BROKER_KEY_PREFIX = env.str("CLEAR_BROKER_KEY_PREFIX", default="")
 # A job whose row says running but whose worker has not reported for this long is presumed lost.
 CLEAR_JOB_STALE_SECONDS = env.int("CLEAR_JOB_STALE_SECONDS", default=600)
+# How long a submit's Idempotency-Key is remembered (hours); an hourly beat task forgets older ones.
+CLEAR_IDEMPOTENCY_KEY_TTL_HOURS = env.int("CLEAR_IDEMPOTENCY_KEY_TTL_HOURS", default=72)
 
 LOGGING = {
     "version": 1,
