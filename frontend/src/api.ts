@@ -1,6 +1,7 @@
 // Same-origin JSON calls to CLEAR's API with the session cookie and the CSRF token.
 
 import type { QueueFrame, QueuePage } from "./queue";
+import type { ReviewPage, ReviewStatus } from "./review";
 import { NetworkError, type HttpAnswer, type Transport } from "./saves";
 
 export class ApiError extends Error {
@@ -164,8 +165,12 @@ export const api = {
   projects: () => all<Project>("/api/projects/"),
   project: (id: number) => get<Project>(`/api/projects/${id}/`),
   tasks: (project: number) => all<LabelTask>(`/api/label-tasks/?project=${project}&is_active=true`),
+  /** Inactive tasks too: their disagreements can still be looked at on the review page. */
+  allTasks: (project: number) => all<LabelTask>(`/api/label-tasks/?project=${project}`),
   queue: (project: number, task: number, limit: number) =>
     get<QueuePage>(`/api/projects/${project}/queue/?task=${task}&limit=${limit}`),
+  review: (project: number, task: number, status: ReviewStatus, limit: number) =>
+    get<ReviewPage>(`/api/projects/${project}/review/?task=${task}&status=${status}&limit=${limit}`),
   context: (frames: readonly number[]) =>
     get<{ frames: FrameContext[] }>(`/api/label-context/?frames=${frames.join(",")}`),
 };
@@ -176,5 +181,15 @@ export function annotationTransport(task: number): Transport {
   return {
     put: (frame, body, headers) => raw("PUT", url(frame), body, headers),
     delete: (frame, headers) => raw("DELETE", url(frame), undefined, headers),
+  };
+}
+
+/** The adjudication endpoint of one task, as the save manager's transport (adjudications are changed,
+ * never deleted, so delete is refused without asking the server). */
+export function adjudicationTransport(task: number): Transport {
+  const url = (frame: number) => `/api/frames/${frame}/adjudications/${task}/`;
+  return {
+    put: (frame, body, headers) => raw("PUT", url(frame), body, headers),
+    delete: () => Promise.resolve({ status: 405, body: { detail: "An adjudication is changed, never deleted." } }),
   };
 }

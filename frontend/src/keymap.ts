@@ -3,9 +3,14 @@
 // digits without modifiers (the server enforces that); every app key is a symbol, a named key, or
 // carries Shift/Ctrl, with one exception: "0" resets the view only while no choice claims it
 // (Shift+0 always does).
+//
+// The review page builds its own keymap from the same pieces (review.ts): the task's choices plus its
+// own app bindings, under the same rules.
+
+export type ChoiceAction = { kind: "choice"; value: string };
 
 export type Action =
-  | { kind: "choice"; value: string }
+  | ChoiceAction
   | { kind: "confidence"; level: 1 | 2 | 3 | 4 | 5 }
   | { kind: "next" }
   | { kind: "prev" }
@@ -32,18 +37,23 @@ export interface SchemaChoice {
   is_active: boolean;
 }
 
-export interface Binding {
+/** The workspace's actions or another page's (the review page's), for the shared functions. */
+type AnyAction = Action | { kind: string };
+
+export type BindingGroup = "Label" | "Decide" | "Navigate" | "Lists" | "View" | "Other";
+
+export interface Binding<A extends { kind: string } = Action> {
   keys: string[];
-  action: Action;
+  action: A;
   description: string;
-  group: "Label" | "Navigate" | "View" | "Other";
+  group: BindingGroup;
 }
 
-export interface Keymap {
+export interface Keymap<A extends { kind: string } = Action> {
   /** descriptor (see describeKey) -> action */
-  byKey: Map<string, Action>;
+  byKey: Map<string, A>;
   /** For the help overlay, in display order. */
-  bindings: Binding[];
+  bindings: Binding<A>[];
   /** Choice value -> its hotkey ("" when it has none). */
   choiceKeys: Map<string, string>;
 }
@@ -129,14 +139,26 @@ export function describeKey(event: KeyLike): string {
 /**
  * The keymap of one task's active choices. Refuses (KeymapError) a hotkey that is not one lower-case
  * letter or digit, or one that two choices share; a choice without a hotkey is still offered by
- * mouse. An app key that is a plain letter or digit gives way to a choice that claims it.
+ * mouse. An app key that is a plain letter or digit gives way to a choice that claims it. The app's
+ * keys are the workspace's (APP_BINDINGS) unless others are given (the review page's); the choices'
+ * keys go in `choiceGroup` of the help.
  */
-export function buildKeymap(choices: readonly SchemaChoice[]): Keymap {
+export function buildKeymap(choices: readonly SchemaChoice[]): Keymap;
+export function buildKeymap<A extends { kind: string }>(
+  choices: readonly SchemaChoice[],
+  appBindings: readonly Binding<A>[],
+  choiceGroup?: BindingGroup,
+): Keymap<A | ChoiceAction>;
+export function buildKeymap(
+  choices: readonly SchemaChoice[],
+  appBindings: readonly Binding<AnyAction>[] = APP_BINDINGS,
+  choiceGroup: BindingGroup = "Label",
+): Keymap<AnyAction> {
   const problems: string[] = [];
-  const byKey = new Map<string, Action>();
+  const byKey = new Map<string, AnyAction>();
   const choiceKeys = new Map<string, string>();
   const owner = new Map<string, string>();
-  const bindings: Binding[] = [];
+  const bindings: Binding<AnyAction>[] = [];
   for (const choice of choices) {
     if (!choice.is_active) continue;
     const key = choice.hotkey;
@@ -153,10 +175,10 @@ export function buildKeymap(choices: readonly SchemaChoice[]): Keymap {
     }
     owner.set(key, choice.label);
     byKey.set(key, { kind: "choice", value: choice.value });
-    bindings.push({ keys: [key], action: { kind: "choice", value: choice.value }, description: choice.label, group: "Label" });
+    bindings.push({ keys: [key], action: { kind: "choice", value: choice.value }, description: choice.label, group: choiceGroup });
   }
   if (problems.length > 0) throw new KeymapError(problems);
-  for (const binding of APP_BINDINGS) {
+  for (const binding of appBindings) {
     const keys = binding.keys.filter((key) => !byKey.has(key));
     if (keys.length === 0) {
       // Cannot happen with APP_BINDINGS as written (every action has a key no choice can take), but a
@@ -169,7 +191,19 @@ export function buildKeymap(choices: readonly SchemaChoice[]): Keymap {
   return { byKey, bindings, choiceKeys };
 }
 
-/** Whether holding the key down may repeat the action: never for anything that writes a label. */
-export function repeatable(action: Action): boolean {
-  return !["choice", "confidence", "undo", "retry", "keepMine", "takeServer", "help", "overlay"].includes(action.kind);
+/** Whether holding the key down may repeat the action: never for anything that writes a label (or a
+ * decision), nor for toggles and switches. */
+export function repeatable<A extends { kind: string }>(action: A): boolean {
+  return ![
+    "choice",
+    "confidence",
+    "undo",
+    "retry",
+    "keepMine",
+    "takeServer",
+    "help",
+    "overlay",
+    "rationale",
+    "status",
+  ].includes(action.kind);
 }

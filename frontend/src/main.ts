@@ -1,15 +1,19 @@
-// CLEAR's browser app: login, the user's projects, a project's tasks, the labelling workspace.
+// CLEAR's browser app: login, the user's projects, a project's tasks, the labelling workspace, the
+// review of disagreements.
 
 import "./styles.css";
 import { ApiError, api, type Me } from "./api";
 import { h, mount } from "./dom";
+import { REVIEW_STATUSES, type ReviewStatus } from "./review";
+import { ReviewPage } from "./reviewpage";
 import { interceptLinks, navigate, parseRoute, type Route } from "./router";
 import { loginView, projectView, projectsView } from "./views";
 import { Workspace } from "./workspace";
 
 const root = document.getElementById("app")!;
 let me: Me | null | undefined;
-let workspace: Workspace | null = null;
+/** The page that listens to keys and saves (workspace or review), disposed when leaving it. */
+let page: Workspace | ReviewPage | null = null;
 let renderCount = 0;
 
 async function currentUser(): Promise<Me | null> {
@@ -47,8 +51,8 @@ function header(user: Me): HTMLElement {
 
 async function render(): Promise<void> {
   const ticket = ++renderCount;
-  workspace?.dispose();
-  workspace = null;
+  page?.dispose();
+  page = null;
   const route: Route = parseRoute(location.pathname, location.search);
   if (route.name === "login") {
     document.title = "Sign in · CLEAR";
@@ -73,8 +77,16 @@ async function render(): Promise<void> {
       return projectView(content, route.project);
     case "workspace": {
       const prefetch = new URLSearchParams(location.search).get("prefetch") !== "0";
-      workspace = new Workspace(content, { project: route.project, task: route.task, prefetch });
+      const workspace = new Workspace(content, { project: route.project, task: route.task, prefetch });
+      page = workspace;
       return workspace.start();
+    }
+    case "review": {
+      const wanted = new URLSearchParams(location.search).get("status");
+      const status = REVIEW_STATUSES.find((candidate) => candidate === wanted) ?? ("open" satisfies ReviewStatus);
+      const review = new ReviewPage(content, { project: route.project, task: route.task, status });
+      page = review;
+      return review.start();
     }
     case "notFound":
       document.title = "Not found · CLEAR";

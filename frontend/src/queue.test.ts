@@ -97,6 +97,9 @@ describe("FrameList", () => {
     expect(list.current()?.id).toBe(6);
     expect(list.upcoming(3).map((f) => f.id)).toEqual([7, 8, 9]);
     expect(list.window(2, 4).map((f) => f.id)).toEqual([4, 5, 6, 7, 8, 9, 10]);
+    // Loaded in this order: the cursor's frame, the ones ahead, then the ones behind, nearest first.
+    expect(list.prefetchOrder(2, 4).map((f) => f.id)).toEqual([6, 7, 8, 9, 10, 5, 4]);
+    expect(list.window(2, 4).map((f) => f.id)).toEqual([4, 5, 6, 7, 8, 9, 10]); // the list is untouched
   });
 
   it("counts remaining frames from the server's count and the labels made or undone since", () => {

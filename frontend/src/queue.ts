@@ -95,6 +95,16 @@ export class FrameList {
     return this.frames.slice(Math.max(0, this.cursor - behind), this.cursor + 1 + ahead);
   }
 
+  /** The window in the order to load it: the cursor's frame first, then the ones ahead in order,
+   * then the ones behind (nearest first). */
+  prefetchOrder(behind: number, ahead: number): QueueFrame[] {
+    const rank = (frame: QueueFrame) => {
+      const distance = this.indexOf(frame.id) - this.cursor;
+      return distance < 0 ? 100 - distance : distance;
+    };
+    return this.window(behind, ahead).sort((a, b) => rank(a) - rank(b));
+  }
+
   needsRefill(threshold = REFILL_THRESHOLD): boolean {
     return !this.exhausted && !this.refilling && this.frames.length - 1 - this.cursor < threshold;
   }

@@ -5,6 +5,7 @@ export type Route =
   | { name: "projects" }
   | { name: "project"; project: number }
   | { name: "workspace"; project: number; task: number }
+  | { name: "review"; project: number; task: number }
   | { name: "notFound" };
 
 export function parseRoute(pathname: string, search: string): Route {
@@ -16,6 +17,8 @@ export function parseRoute(pathname: string, search: string): Route {
   if (match) return { name: "project", project: Number(match[1]) };
   match = /^\/label\/(\d+)\/(\d+)$/.exec(path);
   if (match) return { name: "workspace", project: Number(match[1]), task: Number(match[2]) };
+  match = /^\/review\/(\d+)\/(\d+)$/.exec(path);
+  if (match) return { name: "review", project: Number(match[1]), task: Number(match[2]) };
   return { name: "notFound" };
 }
 

@@ -6,6 +6,11 @@
 // out one after another, each with the version the previous one produced. A 409 stops that frame's
 // writes and becomes a conflict that only the user resolves: keep theirs (resubmitted against the
 // server's version) or take the server's.
+//
+// What is saved is generic: a Codec turns the user's intent (L) into a request body and the server's
+// answer into its state (S, with a version). The default is the annotation endpoint's (value,
+// confidence, time on frame); the review page saves adjudications (value, rationale) through the same
+// manager with its own codec (review.ts).
 
 export interface Label {
   value: string;
@@ -17,16 +22,20 @@ export interface ServerAnnotation extends Label {
   updatedAt: string | null;
 }
 
+export interface Versioned {
+  version: number;
+}
+
 export type SaveState = "saving" | "saved" | "failed" | "conflict" | "resolved" | "superseded";
 export type Purpose = "label" | "undo" | "resolve";
 
-export interface SaveOp {
+export interface SaveOp<L = Label, S = ServerAnnotation> {
   seq: number;
   key: string;
   frameId: number;
   kind: "put" | "delete";
   /** What the user wants stored: a label, or null (no label) for a delete. */
-  label: Label | null;
+  label: L | null;
   timeOnFrameMs: number | null;
   /** The version replaced (If-Match); null = create; undefined until the op is sent. */
   baseVersion: number | null | undefined;
@@ -37,10 +46,10 @@ export interface SaveOp {
   retryable: boolean;
   error: string | null;
   /** On conflict: the server's state at that moment (null: it has no annotation). */
-  server: ServerAnnotation | null;
+  server: S | null;
   resolution: "mine" | "server" | null;
   purpose: Purpose;
-  result: ServerAnnotation | null;
+  result: S | null;
 }
 
 export interface HttpAnswer {
@@ -61,8 +70,17 @@ export class NetworkError extends Error {
   }
 }
 
-export interface SaveOptions {
+/** How one kind of record travels: the request body of an intent, the server's state from an answer. */
+export interface Codec<L, S extends L & Versioned> {
+  body(label: L, timeOnFrameMs: number | null): Record<string, unknown>;
+  /** The server's state from a 200/201 body or a 409's `current` (null when it is not one). */
+  parse(body: unknown): S | null;
+}
+
+export interface SaveOptions<L = Label, S extends L & Versioned = ServerAnnotation & L> {
   transport: Transport;
+  /** Left out: annotations (ANNOTATION_CODEC); required for anything else. */
+  codec?: Codec<L, S>;
   newKey?: () => string;
   sleep?: (ms: number) => Promise<void>;
   /** Waits between attempts; its length + 1 is the number of attempts before "failed". */
@@ -83,7 +101,12 @@ export function parseAnnotation(body: unknown): ServerAnnotation | null {
   };
 }
 
-function errorText(body: unknown, status: number): string {
+export const ANNOTATION_CODEC: Codec<Label, ServerAnnotation> = {
+  body: (label, timeOnFrameMs) => ({ value: label.value, confidence: label.confidence, time_on_frame_ms: timeOnFrameMs }),
+  parse: parseAnnotation,
+};
+
+export function errorText(body: unknown, status: number): string {
   if (typeof body === "object" && body !== null) {
     const parts: string[] = [];
     for (const [field, value] of Object.entries(body as Record<string, unknown>)) {
@@ -101,40 +124,42 @@ export function sameLabel(a: Label | null | undefined, b: Label | null | undefin
   return a.value === b.value && a.confidence === b.confidence;
 }
 
-export class SaveManager {
-  readonly ops: SaveOp[] = [];
-  private readonly known = new Map<number, ServerAnnotation | null>();
+export class SaveManager<L = Label, S extends L & Versioned = ServerAnnotation & L> {
+  readonly ops: SaveOp<L, S>[] = [];
+  private readonly known = new Map<number, S | null>();
   private readonly chains = new Map<number, Promise<void>>();
-  private readonly listeners = new Set<(op: SaveOp) => void>();
+  private readonly listeners = new Set<(op: SaveOp<L, S>) => void>();
   private readonly transport: Transport;
+  private readonly codec: Codec<L, S>;
   private readonly newKey: () => string;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly backoff: readonly number[];
   private seq = 0;
 
-  constructor(options: SaveOptions) {
+  constructor(options: SaveOptions<L, S>) {
     this.transport = options.transport;
+    this.codec = options.codec ?? (ANNOTATION_CODEC as unknown as Codec<L, S>);
     this.newKey = options.newKey ?? (() => crypto.randomUUID());
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.backoff = options.backoffMs ?? DEFAULT_BACKOFF_MS;
   }
 
-  onChange(listener: (op: SaveOp) => void): () => void {
+  onChange(listener: (op: SaveOp<L, S>) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   /** The server's state of a frame as last confirmed (undefined: never heard; null: no annotation). */
-  knownOf(frameId: number): ServerAnnotation | null | undefined {
+  knownOf(frameId: number): S | null | undefined {
     return this.known.get(frameId);
   }
 
   /** Record what the server holds, e.g. null for a frame fresh from the work queue. */
-  setKnown(frameId: number, state: ServerAnnotation | null): void {
+  setKnown(frameId: number, state: S | null): void {
     if (!this.known.has(frameId)) this.known.set(frameId, state);
   }
 
-  latestFor(frameId: number): SaveOp | undefined {
+  latestFor(frameId: number): SaveOp<L, S> | undefined {
     for (let i = this.ops.length - 1; i >= 0; i--) {
       const op = this.ops[i]!;
       if (op.frameId === frameId && op.state !== "superseded") return op;
@@ -144,7 +169,7 @@ export class SaveManager {
 
   /** What the frame shows: the user's latest intent while it is on its way or failed for network
    * reasons, the conflict's "yours" while unresolved, otherwise the server's confirmed state. */
-  displayOf(frameId: number): Label | null {
+  displayOf(frameId: number): L | null {
     const op = this.latestFor(frameId);
     const known = this.known.get(frameId) ?? null;
     if (!op) return known;
@@ -154,7 +179,7 @@ export class SaveManager {
     return known;
   }
 
-  conflicts(): SaveOp[] {
+  conflicts(): SaveOp<L, S>[] {
     return this.ops.filter((op) => op.state === "conflict");
   }
 
@@ -162,7 +187,7 @@ export class SaveManager {
     return this.ops.some((op) => op.frameId === frameId && op.state === "conflict");
   }
 
-  failed(): SaveOp[] {
+  failed(): SaveOp<L, S>[] {
     return this.ops.filter((op) => op.state === "failed");
   }
 
@@ -175,16 +200,16 @@ export class SaveManager {
     return this.chains.get(frameId) ?? Promise.resolve();
   }
 
-  submit(frameId: number, label: Label, timeOnFrameMs: number | null, purpose: Purpose = "label"): SaveOp {
+  submit(frameId: number, label: L, timeOnFrameMs: number | null, purpose: Purpose = "label"): SaveOp<L, S> {
     return this.enqueue(this.create(frameId, "put", label, timeOnFrameMs, purpose));
   }
 
-  remove(frameId: number, purpose: Purpose = "undo"): SaveOp {
+  remove(frameId: number, purpose: Purpose = "undo"): SaveOp<L, S> {
     return this.enqueue(this.create(frameId, "delete", null, null, purpose));
   }
 
   /** Send a failed op again with the same key and body (only the frame's latest intent). */
-  retry(op: SaveOp): boolean {
+  retry(op: SaveOp<L, S>): boolean {
     if (op.state !== "failed" || !op.retryable || this.latestFor(op.frameId) !== op) return false;
     op.state = "saving";
     op.error = null;
@@ -198,7 +223,7 @@ export class SaveManager {
   }
 
   /** Conflict resolution: store the user's label over the server's current version. */
-  keepMine(op: SaveOp): SaveOp | null {
+  keepMine(op: SaveOp<L, S>): SaveOp<L, S> | null {
     if (op.state !== "conflict") return null;
     op.state = "resolved";
     op.resolution = "mine";
@@ -211,7 +236,7 @@ export class SaveManager {
   }
 
   /** Conflict resolution: adopt the server's state; nothing is sent. */
-  takeServer(op: SaveOp): boolean {
+  takeServer(op: SaveOp<L, S>): boolean {
     if (op.state !== "conflict") return false;
     op.state = "resolved";
     op.resolution = "server";
@@ -222,10 +247,10 @@ export class SaveManager {
   private create(
     frameId: number,
     kind: "put" | "delete",
-    label: Label | null,
+    label: L | null,
     timeOnFrameMs: number | null,
     purpose: Purpose,
-  ): SaveOp {
+  ): SaveOp<L, S> {
     return {
       seq: ++this.seq,
       key: this.newKey(),
@@ -245,7 +270,7 @@ export class SaveManager {
     };
   }
 
-  private enqueue(op: SaveOp): SaveOp {
+  private enqueue(op: SaveOp<L, S>): SaveOp<L, S> {
     // A newer intent replaces a failed one that never got through.
     for (const old of this.ops) {
       if (old.frameId === op.frameId && old.state === "failed") {
@@ -265,7 +290,7 @@ export class SaveManager {
     this.chains.set(frameId, next);
   }
 
-  private async send(op: SaveOp): Promise<void> {
+  private async send(op: SaveOp<L, S>): Promise<void> {
     if (op.state !== "saving") return; // superseded or resolved while it waited for its turn
     if (op.baseVersion === undefined) {
       const known = this.known.get(op.frameId) ?? null;
@@ -277,10 +302,7 @@ export class SaveManager {
     }
     const headers: Record<string, string> = { "Idempotency-Key": op.key };
     if (op.baseVersion !== null) headers["If-Match"] = `"${op.baseVersion}"`;
-    const body =
-      op.label === null
-        ? null
-        : { value: op.label.value, confidence: op.label.confidence, time_on_frame_ms: op.timeOnFrameMs };
+    const body = op.label === null ? null : this.codec.body(op.label, op.timeOnFrameMs);
     for (;;) {
       op.attempts += 1;
       let answer: HttpAnswer;
@@ -294,7 +316,7 @@ export class SaveManager {
       }
       const { status } = answer;
       if (status === 200 || status === 201) {
-        this.finish(op, parseAnnotation(answer.body));
+        this.finish(op, this.codec.parse(answer.body));
         return;
       }
       if (status === 204 || (status === 404 && op.kind === "delete")) {
@@ -323,30 +345,30 @@ export class SaveManager {
     }
   }
 
-  private async backOff(op: SaveOp): Promise<boolean> {
+  private async backOff(op: SaveOp<L, S>): Promise<boolean> {
     const wait = this.backoff[op.attempts - 1];
     if (wait === undefined) return false;
     await this.sleep(wait);
     return op.state === "saving";
   }
 
-  private finish(op: SaveOp, result: ServerAnnotation | null): void {
+  private finish(op: SaveOp<L, S>, result: S | null): void {
     this.known.set(op.frameId, result);
     op.result = result;
     op.state = "saved";
     this.emit(op);
   }
 
-  private fail(op: SaveOp, message: string, retryable: boolean): void {
+  private fail(op: SaveOp<L, S>, message: string, retryable: boolean): void {
     op.state = "failed";
     op.error = message;
     op.retryable = retryable;
     this.emit(op);
   }
 
-  private conflict(op: SaveOp, body: unknown): void {
+  private conflict(op: SaveOp<L, S>, body: unknown): void {
     const current = typeof body === "object" && body !== null ? (body as Record<string, unknown>).current : null;
-    const server = parseAnnotation(current);
+    const server = this.codec.parse(current);
     this.known.set(op.frameId, server);
     // Writes the user queued for this frame after this one were made without knowing of the conflict:
     // they wait for the resolution, which offers the latest of them as "yours".
@@ -365,7 +387,7 @@ export class SaveManager {
     this.emit(op);
   }
 
-  private emit(op: SaveOp): void {
+  private emit(op: SaveOp<L, S>): void {
     for (const listener of this.listeners) listener(op);
   }
 }

@@ -1,7 +1,9 @@
-// Login, project list and a project's task picker.
+// Login, project list and a project's task picker (with the review of disagreements for the
+// project's adjudicators).
 
 import { ApiError, api, type Me } from "./api";
 import { h, mount } from "./dom";
+import { canAdjudicate } from "./review";
 
 const ROLE_NAMES: Record<string, string> = {
   reader: "Reader",
@@ -104,6 +106,9 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
   }
   document.title = `${project.name} · CLEAR`;
   const active = tasks.filter((task) => task.is_active);
+  // Reviewers, coordinators and admins (a superuser is "admin") review where annotators disagree; the
+  // review API refuses everyone else (403), so readers are not offered the link.
+  const reviews = canAdjudicate(project.role);
   mount(
     root,
     h("p", {}, h("a", { href: "/", "data-route": "" }, "← Projects")),
@@ -118,7 +123,7 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
           active.map((task) =>
             h(
               "li",
-              {},
+              { class: "task-item" },
               h(
                 "a",
                 { class: "card", href: `/label/${project.id}/${task.id}`, "data-route": "", "data-task": task.id },
@@ -140,6 +145,18 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
                     ),
                 ),
               ),
+              reviews
+                ? h(
+                    "a",
+                    {
+                      class: "review-link",
+                      href: `/review/${project.id}/${task.id}`,
+                      "data-route": "",
+                      "data-review-task": task.id,
+                    },
+                    "Review disagreements",
+                  )
+                : null,
             ),
           ),
         ),

@@ -7,28 +7,13 @@
 import { ApiError, annotationTransport, api, type Choice, type FrameContext, type LabelTask, type Project } from "./api";
 import { h, mount } from "./dom";
 import { buildKeymap, CONFIDENCE_NAMES, describeKey, KeymapError, repeatable, type Action, type Keymap } from "./keymap";
+import { conflictModal, contextList, helpModal, pageState, Toast, versionText } from "./panels";
 import { perfInit, perfPainted, perfStart, type ClearPerf } from "./perf";
 import { decodeImage, Prefetcher } from "./prefetch";
 import { FrameList, type QueueFrame } from "./queue";
 import { SaveManager, sameLabel, type Label, type SaveOp } from "./saves";
+import { FrameStage, isViewAction } from "./stage";
 import { planUndo, UndoStack } from "./undo";
-import {
-  ADJUST_MAX,
-  ADJUST_MIN,
-  clampAdjust,
-  cssFilter,
-  cssTransform,
-  FIT,
-  NEUTRAL,
-  panBy,
-  scale,
-  wheelFactor,
-  ZOOM_STEP,
-  zoomAt,
-  type Adjust,
-  type Size,
-  type View,
-} from "./viewport";
 
 const AHEAD = 5;
 const BEHIND = 2;
@@ -56,19 +41,6 @@ function helpRows(keymap: Keymap, group: string): [string[], string][] {
   return rows;
 }
 
-const KEY_LABELS: Record<string, string> = { ArrowRight: "→", ArrowLeft: "←", ArrowUp: "↑", ArrowDown: "↓", Escape: "Esc" };
-
-/** "Shift+ArrowLeft" -> "Shift+←", "Shift+r" -> "Shift+R". */
-function keyLabel(key: string): string {
-  return key
-    .split("+")
-    .map((part, index, parts) => {
-      const label = KEY_LABELS[part] ?? part;
-      return index === parts.length - 1 && parts.length > 1 && /^[a-z]$/.test(label) ? label.toUpperCase() : label;
-    })
-    .join("+");
-}
-
 export class Workspace {
   private readonly list = new FrameList();
   private readonly undo = new UndoStack();
@@ -82,30 +54,28 @@ export class Workspace {
   private tasks: LabelTask[] = [];
   private choices = new Map<string, Choice>();
   private confidence = 3;
-  private view: View = FIT;
-  private adjust: Adjust = NEUTRAL;
   private overlayVisible = true;
   private overlayOpacity = 0.5;
   private helpOpen = false;
   private phase: Phase = "loading";
   private shownAt = performance.now();
-  private image: HTMLImageElement | null = null;
-  private imageFrame: number | null = null;
-  private drag: { x: number; y: number; id: number } | null = null;
-  private messageTimer = 0;
   private disposed = false;
   private readonly cleanups: (() => void)[] = [];
+  private readonly toaster = new Toast();
+  private readonly stage = new FrameStage({
+    sizeHint: () => {
+      const frame = this.list.current();
+      return { width: frame?.width ?? 1, height: frame?.height ?? 1 };
+    },
+    dispatch: (action) => this.dispatch(action),
+  });
 
   // Elements that are updated in place (the frame must never be rebuilt on a keypress).
   private readonly el = {
-    stage: h("div", { class: "stage", tabindex: "-1", "aria-label": "Frame" }),
-    layer: h("div", { class: "layer" }),
     overlay: h("canvas", { class: "cam-overlay", "aria-hidden": "true" }),
-    stageNote: h("div", { class: "stage-note", role: "status" }),
     side: h("aside", { class: "side" }),
     footer: h("footer", { class: "ws-footer" }),
     modal: h("div", { class: "modal-root" }),
-    toast: h("div", { class: "toast", role: "status", "aria-live": "polite" }),
   };
 
   constructor(
@@ -157,39 +127,29 @@ export class Workspace {
   dispose(): void {
     this.disposed = true;
     for (const cleanup of this.cleanups) cleanup();
-    window.clearTimeout(this.messageTimer);
+    this.toaster.dispose();
   }
 
   private notFound(): void {
-    document.title = "Not found · CLEAR";
-    mount(
-      this.root,
-      h(
-        "div",
-        { class: "center not-found", "data-state": "not-found", role: "alert" },
-        h("h1", {}, "Not found"),
-        h("p", {}, "This project or task does not exist, or you are not a member of it."),
-        h("a", { href: "/", "data-route": "" }, "Back to your projects"),
-      ),
-    );
+    mount(this.root, pageState("not-found", "Not found", "This project or task does not exist, or you are not a member of it."));
   }
 
   // --- Layout and rendering ----------------------------------------------------------------------
 
   private layout(): void {
     document.title = `${this.task.name} · ${this.project.name} · CLEAR`;
-    this.el.stage.replaceChildren(this.el.layer, this.el.stageNote);
-    this.el.layer.replaceChildren(this.el.overlay);
+    this.stage.layer.replaceChildren(this.el.overlay);
+    this.stage.controls = this.el.side;
     mount(
       this.root,
       h(
         "div",
         { class: "workspace", "data-task": this.task.id },
-        h("main", { class: "stage-wrap" }, this.el.stage),
+        h("main", { class: "stage-wrap" }, this.stage.element),
         this.el.side,
         this.el.footer,
         this.el.modal,
-        this.el.toast,
+        this.toaster.element,
       ),
     );
     this.renderAll();
@@ -215,10 +175,10 @@ export class Workspace {
       empty: "No frames to label for this task.",
     };
     const text = notes[this.phase];
-    this.el.stageNote.textContent = text;
-    this.el.stageNote.hidden = text === "";
-    this.el.stage.dataset.phase = this.phase;
-    this.el.layer.hidden = this.phase === "done" || this.phase === "empty";
+    this.stage.note.textContent = text;
+    this.stage.note.hidden = text === "";
+    this.stage.element.dataset.phase = this.phase;
+    this.stage.layer.hidden = this.phase === "done" || this.phase === "empty";
   }
 
   private renderSide(): void {
@@ -301,7 +261,7 @@ export class Workspace {
         "section",
         { class: "panel context" },
         h("div", { class: "panel-title" }, "Examination"),
-        frame ? this.renderContext(frame, context) : h("div", { class: "muted small" }, "—"),
+        frame ? contextList(frame, context) : h("div", { class: "muted small" }, "—"),
       ),
       h(
         "section",
@@ -338,21 +298,7 @@ export class Workspace {
           " Show overlay (Shift+M)",
         ),
       ),
-      h(
-        "section",
-        { class: "panel" },
-        h("div", { class: "panel-title" }, "View ", h("span", { class: "muted small zoom-readout" }, `${Math.round(this.view.zoom * 100)} %`)),
-        this.slider("Brightness", "brightness", "[ ]"),
-        this.slider("Contrast", "contrast", "{ }"),
-        h(
-          "div",
-          { class: "row" },
-          h("button", { tabindex: "-1", onclick: () => this.dispatch({ kind: "zoomOut" }), title: "Zoom out (-)" }, "−"),
-          h("button", { tabindex: "-1", onclick: () => this.dispatch({ kind: "zoomIn" }), title: "Zoom in (+)" }, "+"),
-          h("button", { tabindex: "-1", onclick: () => this.dispatch({ kind: "resetView" }), title: "Fit (0)" }, "Fit"),
-          h("button", { tabindex: "-1", onclick: () => this.dispatch({ kind: "resetAdjust" }), title: "Reset brightness and contrast (\\)" }, "Reset"),
-        ),
-      ),
+      this.stage.viewPanel(),
       this.renderSaves(),
       h(
         "section",
@@ -382,28 +328,6 @@ export class Workspace {
       h("span", { class: "swatch", style: { background: choice?.color ?? "#888" } }),
       ` ${choice?.label ?? label.value} · confidence ${label.confidence} · `,
       h("span", { class: "save-state" }, stateText[state] ?? state),
-    );
-  }
-
-  private renderContext(frame: QueueFrame, context: FrameContext | undefined): HTMLElement {
-    const rows: [string, string][] = [
-      ["Patient", context?.patient_pseudonym ?? "…"],
-      ["Examination", context?.examination_code ?? "…"],
-      ["Site", frame.examination_site || "—"],
-      ["Device", frame.examination_device || "—"],
-      ["Video", context ? (context.video_name ?? "— (still images)") : "…"],
-      [
-        "Index",
-        frame.index_in_video === null
-          ? "—"
-          : `${frame.index_in_video}${frame.time_s === null ? "" : ` (${frame.time_s.toFixed(2)} s)`}`,
-      ],
-      ["Frame", `#${frame.id} · ${frame.width}×${frame.height}`],
-    ];
-    return h(
-      "dl",
-      { class: "context-list" },
-      rows.map(([term, value]) => [h("dt", {}, term), h("dd", { "data-field": term.toLowerCase() }, value)]),
     );
   }
 
@@ -441,28 +365,6 @@ export class Workspace {
             }),
           ),
       failed > 0 ? h("div", { class: "small error" }, `${failed} not saved: Shift+R retries`) : null,
-    );
-  }
-
-  private slider(name: string, field: keyof Adjust, keys: string): HTMLElement {
-    return h(
-      "label",
-      { class: "slider" },
-      h("span", {}, `${name} `, h("kbd", {}, keys)),
-      h("input", {
-        type: "range",
-        min: String(ADJUST_MIN),
-        max: String(ADJUST_MAX),
-        step: "0.05",
-        value: String(this.adjust[field]),
-        "data-adjust": field,
-        tabindex: "-1",
-        oninput: (event: Event) => {
-          this.adjust = { ...this.adjust, [field]: clampAdjust(Number((event.target as HTMLInputElement).value)) };
-          this.applyView();
-        },
-        onchange: (event: Event) => (event.target as HTMLInputElement).blur(),
-      }),
     );
   }
 
@@ -542,119 +444,33 @@ export class Workspace {
 
   private renderConflict(op: SaveOp): HTMLElement {
     const server = op.server;
-    const count = this.saves.conflicts().length;
-    return h(
-      "div",
-      { class: "modal-backdrop" },
-      h(
-        "div",
-        { class: "modal conflict", role: "alertdialog", "aria-labelledby": "conflict-title", "data-frame": op.frameId },
-        h("h2", { id: "conflict-title" }, `Conflict on frame #${op.frameId}`),
-        h(
-          "p",
-          {},
-          "This label was changed elsewhere (another tab, another device) after this page loaded it. Nothing was overwritten. Choose which to keep.",
-        ),
-        h(
-          "div",
-          { class: "conflict-sides" },
-          h(
-            "div",
-            { class: "side-box", "data-side": "server" },
-            h("div", { class: "panel-title" }, "On the server"),
-            h("div", { class: "conflict-value" }, this.describeLabel(server)),
-            server ? h("div", { class: "muted small" }, `version ${server.version}${server.updatedAt ? ` · ${new Date(server.updatedAt).toLocaleString()}` : ""}`) : null,
-          ),
-          h(
-            "div",
-            { class: "side-box", "data-side": "mine" },
-            h("div", { class: "panel-title" }, "Yours"),
-            h("div", { class: "conflict-value" }, this.describeLabel(op.label)),
-          ),
-        ),
-        h(
-          "div",
-          { class: "row end" },
-          h("button", { class: "keep-mine primary", onclick: () => this.dispatch({ kind: "keepMine" }) }, "Keep mine ", h("kbd", {}, "Shift+K")),
-          h("button", { class: "take-server", onclick: () => this.dispatch({ kind: "takeServer" }) }, "Take the server's ", h("kbd", {}, "Shift+T")),
-        ),
-        count > 1 ? h("p", { class: "muted small" }, `${count - 1} more conflict(s) after this one.`) : null,
-      ),
-    );
+    return conflictModal({
+      frameId: op.frameId,
+      explanation:
+        "This label was changed elsewhere (another tab, another device) after this page loaded it. Nothing was overwritten. Choose which to keep.",
+      server: this.describeLabel(server),
+      serverMeta: server ? versionText(server.version, server.updatedAt) : null,
+      mine: this.describeLabel(op.label),
+      count: this.saves.conflicts().length,
+      keepMine: () => this.dispatch({ kind: "keepMine" }),
+      takeServer: () => this.dispatch({ kind: "takeServer" }),
+    });
   }
 
   private renderHelp(): HTMLElement {
     const groups = ["Label", "Navigate", "View", "Other"] as const;
-    return h(
-      "div",
-      { class: "modal-backdrop", onclick: () => this.dispatch({ kind: "close" }) },
-      h(
-        "div",
-        { class: "modal help", role: "dialog", "aria-label": "Keyboard shortcuts", onclick: (event: Event) => event.stopPropagation() },
-        h("h2", {}, "Keyboard shortcuts"),
-        h(
-          "p",
-          { class: "muted small" },
-          "A choice's key labels the frame with the current confidence and moves on. Confidence stays as set (Shift+1…5) for the next frames; on a labelled frame it also changes that label.",
-        ),
-        h(
-          "div",
-          { class: "help-grid" },
-          groups.map((group) =>
-            h(
-              "section",
-              {},
-              h("h3", {}, group),
-              h(
-                "table",
-                {},
-                helpRows(this.keymap, group).map(([keys, description]) =>
-                  h("tr", {}, h("td", {}, keys.map((key) => h("kbd", {}, keyLabel(key)))), h("td", {}, description)),
-                ),
-              ),
-            ),
-          ),
-        ),
-      ),
+    return helpModal(
+      "A choice's key labels the frame with the current confidence and moves on. Confidence stays as set (Shift+1…5) for the next frames; on a labelled frame it also changes that label.",
+      groups.map((group) => [group, helpRows(this.keymap, group)]),
+      () => this.dispatch({ kind: "close" }),
     );
   }
 
   private toast(text: string, kind: "info" | "error" = "info"): void {
-    this.el.toast.textContent = text;
-    this.el.toast.className = `toast show ${kind}`;
-    window.clearTimeout(this.messageTimer);
-    this.messageTimer = window.setTimeout(() => {
-      this.el.toast.className = "toast";
-    }, 4000);
+    this.toaster.show(text, kind);
   }
 
   // --- Frame display -----------------------------------------------------------------------------
-
-  private stageSize(): Size {
-    return { width: this.el.stage.clientWidth, height: this.el.stage.clientHeight };
-  }
-
-  private imageSize(): Size {
-    const frame = this.list.current();
-    if (this.image) return { width: this.image.naturalWidth, height: this.image.naturalHeight };
-    return { width: frame?.width ?? 1, height: frame?.height ?? 1 };
-  }
-
-  private applyView(): void {
-    const stage = this.stageSize();
-    const image = this.imageSize();
-    this.el.layer.style.width = `${image.width}px`;
-    this.el.layer.style.height = `${image.height}px`;
-    this.el.layer.style.transform = cssTransform(this.view, stage, image);
-    // Far in, show the pixels as they are rather than smoothed over.
-    this.el.layer.classList.toggle("pixelated", scale(this.view, stage, image) >= 3);
-    if (this.image) this.image.style.filter = cssFilter(this.adjust);
-    const readout = this.el.side.querySelector(".zoom-readout");
-    if (readout) readout.textContent = `${Math.round(this.view.zoom * 100)} %`;
-    for (const input of this.el.side.querySelectorAll<HTMLInputElement>("input[data-adjust]")) {
-      input.value = String(this.adjust[input.dataset.adjust as keyof Adjust]);
-    }
-  }
 
   private applyOverlay(): void {
     this.el.overlay.style.opacity = String(this.overlayOpacity);
@@ -662,22 +478,12 @@ export class Workspace {
   }
 
   private place(frame: QueueFrame, image: HTMLImageElement, prefetched: boolean): void {
-    image.className = "frame-image";
-    image.alt = `Frame ${frame.id}`;
-    image.draggable = false;
-    image.dataset.frame = String(frame.id);
-    if (this.image !== image) {
-      if (this.image) this.image.remove();
-      this.el.layer.insertBefore(image, this.el.overlay);
-      this.image = image;
-    }
-    this.imageFrame = frame.id;
+    this.stage.place(frame.id, image);
     // The model slot stays empty until the inference issue delivers predictions and CAMs.
     this.el.overlay.width = image.naturalWidth;
     this.el.overlay.height = image.naturalHeight;
     this.applyOverlay();
     this.phase = "frame";
-    this.applyView();
     this.renderStageNote();
     this.shownAt = performance.now();
     perfPainted(this.perf, frame.id, prefetched);
@@ -694,7 +500,7 @@ export class Workspace {
     this.renderFooter();
     if (!ready) {
       this.renderStageNote();
-      if (this.image && this.imageFrame !== frame.id) this.image.style.visibility = "hidden";
+      this.stage.hideStale(frame.id);
       let image: HTMLImageElement;
       try {
         image = this.prefetcher ? await this.prefetcher.load(frame.id, frame.image_url) : await decodeImage(frame.image_url);
@@ -714,15 +520,8 @@ export class Workspace {
 
   private updatePrefetch(): void {
     if (!this.prefetcher) return;
-    const window = this.list.window(BEHIND, AHEAD);
     // The current frame first, then the ones ahead in order, then the ones behind.
-    const cursor = this.list.cursor;
-    const order = [...window].sort((a, b) => {
-      const da = this.list.indexOf(a.id) - cursor;
-      const db = this.list.indexOf(b.id) - cursor;
-      return (da < 0 ? 100 - da : da) - (db < 0 ? 100 - db : db);
-    });
-    this.prefetcher.want(order);
+    this.prefetcher.want(this.list.prefetchOrder(BEHIND, AHEAD));
   }
 
   // --- Queue -------------------------------------------------------------------------------------
@@ -780,42 +579,7 @@ export class Workspace {
     this.cleanups.push(() => window.removeEventListener("keydown", onKey));
     const unsubscribe = this.saves.onChange((op) => this.onSave(op));
     this.cleanups.push(unsubscribe);
-    const stage = this.el.stage;
-    stage.addEventListener(
-      "wheel",
-      (event) => {
-        event.preventDefault();
-        const rect = stage.getBoundingClientRect();
-        this.view = zoomAt(this.view, this.stageSize(), this.imageSize(), wheelFactor(event.deltaY, event.deltaMode), event.clientX - rect.left, event.clientY - rect.top);
-        this.applyView();
-      },
-      { passive: false },
-    );
-    stage.addEventListener("pointerdown", (event) => {
-      if (event.button !== 0) return;
-      this.drag = { x: event.clientX, y: event.clientY, id: event.pointerId };
-      stage.setPointerCapture(event.pointerId);
-      stage.classList.add("dragging");
-    });
-    stage.addEventListener("pointermove", (event) => {
-      if (!this.drag || this.drag.id !== event.pointerId) return;
-      const dx = event.clientX - this.drag.x;
-      const dy = event.clientY - this.drag.y;
-      this.drag = { x: event.clientX, y: event.clientY, id: event.pointerId };
-      this.view = panBy(this.view, this.stageSize(), this.imageSize(), dx, dy);
-      this.applyView();
-    });
-    const endDrag = (event: PointerEvent) => {
-      if (this.drag?.id !== event.pointerId) return;
-      this.drag = null;
-      stage.classList.remove("dragging");
-    };
-    stage.addEventListener("pointerup", endDrag);
-    stage.addEventListener("pointercancel", endDrag);
-    stage.addEventListener("dblclick", () => this.dispatch({ kind: "resetView" }));
-    const resize = new ResizeObserver(() => this.applyView());
-    resize.observe(stage);
-    this.cleanups.push(() => resize.disconnect());
+    this.cleanups.push(this.stage.listen());
     const beforeUnload = (event: BeforeUnloadEvent) => {
       if (this.saves.pending() > 0 || this.saves.failed().some((op) => op.retryable) || this.saves.conflicts().length > 0) {
         event.preventDefault();
@@ -869,27 +633,14 @@ export class Workspace {
       case "retry":
         return this.retryAll();
       case "zoomIn":
-      case "zoomOut": {
-        const stage = this.stageSize();
-        const factor = action.kind === "zoomIn" ? ZOOM_STEP : 1 / ZOOM_STEP;
-        this.view = zoomAt(this.view, stage, this.imageSize(), factor, stage.width / 2, stage.height / 2);
-        return this.applyView();
-      }
+      case "zoomOut":
       case "resetView":
-        this.view = FIT;
-        return this.applyView();
       case "pan":
-        this.view = panBy(this.view, this.stageSize(), this.imageSize(), action.dx, action.dy);
-        return this.applyView();
       case "brightness":
-        this.adjust = { ...this.adjust, brightness: clampAdjust(this.adjust.brightness + action.delta) };
-        return this.applyView();
       case "contrast":
-        this.adjust = { ...this.adjust, contrast: clampAdjust(this.adjust.contrast + action.delta) };
-        return this.applyView();
       case "resetAdjust":
-        this.adjust = NEUTRAL;
-        return this.applyView();
+        if (isViewAction(action)) this.stage.handle(action);
+        return;
       case "overlay":
         this.overlayVisible = !this.overlayVisible;
         this.applyOverlay();
@@ -909,7 +660,7 @@ export class Workspace {
   private label(value: string): void {
     const frame = this.current();
     // Never label a frame that is not on screen yet (a key pressed while it loads does nothing).
-    if (!frame || this.phase !== "frame" || this.imageFrame !== frame.id) {
+    if (!frame || this.phase !== "frame" || this.stage.imageFrame !== frame.id) {
       this.perf.pending = null;
       return;
     }

@@ -25,7 +25,17 @@ def built_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/login", "/login/", "/projects", "/projects/3", "/label/3/4", "/label/3/4?prefetch=0"]
+    "path",
+    [
+        "/",
+        "/login",
+        "/login/",
+        "/projects",
+        "/projects/3",
+        "/label/3/4",
+        "/label/3/4?prefetch=0",
+        "/review/3/4",
+    ],
 )
 def test_app_routes_answer_the_built_page_with_a_csrf_cookie(built_index: Path, path: str):
     response = Client().get(path)
