@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "jobs",
     "records",
     "annotations",
+    "inference",
     # The browser app: its view serves the Vite build at / and the app's routes (frontend/urls.py).
     "frontend",
 ]
@@ -173,6 +174,8 @@ CLEAR_ZIP_MAX_MEMBER_BYTES = env.int("CLEAR_ZIP_MAX_MEMBER_BYTES", default=2 * 1
 CLEAR_ZIP_MAX_RATIO = env.int("CLEAR_ZIP_MAX_RATIO", default=200)
 CLEAR_MAX_UPLOAD_BYTES = env.int("CLEAR_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 CLEAR_PREVIEW_MAX_SIDE = env.int("CLEAR_PREVIEW_MAX_SIDE", default=512)
+# Frames per batch of a re-score job (one forward + CAM, one transaction of Prediction rows).
+CLEAR_RESCORE_BATCH_SIZE = env.int("CLEAR_RESCORE_BATCH_SIZE", default=32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

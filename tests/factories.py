@@ -164,3 +164,37 @@ class AdjudicationFactory(factory.django.DjangoModelFactory[Adjudication]):
     adjudicated_by = factory.SubFactory(UserFactory)
     value = "good"
     based_on = factory.LazyFunction(list)
+
+
+# --- inference ------------------------------------------------------------------------------------
+
+
+class ImageFrameFactory(FrameFactory):
+    """A frame with a real grayscale PNG of `width` x `height` (a seeded random texture), for
+    scoring with a model; FrameFactory's 8x6 image stays the default elsewhere."""
+
+    width = 48
+    height = 40
+
+    @classmethod
+    def _create(cls, model_class: type[Frame], *args: object, **kwargs: object) -> Frame:
+        import hashlib
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from records import media
+
+        seed = int(kwargs["seed"])  # type: ignore[call-overload]
+        width, height = int(kwargs["width"]), int(kwargs["height"])  # type: ignore[call-overload]
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+        png = buffer.getvalue()
+        sha256 = hashlib.sha256(png).hexdigest()
+        kwargs.setdefault("sha256", sha256)
+        kwargs.setdefault("file", media.content_path("frames", sha256, ".png"))
+        kwargs.setdefault("file_bytes", len(png))
+        media.write_atomic(str(kwargs["file"]), png)
+        return super()._create(model_class, *args, **kwargs)

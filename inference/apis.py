@@ -1,0 +1,317 @@
+"""REST API of model versions and predictions: thin views over inference.selectors and services.
+
+Scoping as in records.apis: another project's version, frame or prediction is a 404; a member
+without the role is a 403. Model versions are managed by coordinators and project admins
+(superusers count as admins). Predictions are shown to coordinators, admins and reviewers only
+for now: whether readers may see AI output is a per-project (and, in reader studies, per-arm)
+decision that the next step of the inference issue adds, so until then readers get 403.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponseBase
+from django.urls import reverse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.models import LabelTask
+from inference.models import ModelVersion, Prediction
+from inference.selectors import frame_active_predictions, model_versions_visible_to, predictions_visible_to
+from inference.services import (
+    ModelVersionRejected,
+    model_version_activate,
+    model_version_register,
+    model_version_retire,
+    rescore_job_create,
+)
+from jobs.apis import JobOutputSerializer
+from records.apis import IgnoreAcceptNegotiation, require_role, serve_content_addressed
+from records.models import ProjectMembership
+from records.selectors import frames_visible_to, projects_visible_to
+
+Role = ProjectMembership.Role
+MODEL_MANAGER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
+PREDICTION_VIEWER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN, Role.REVIEWER})
+
+
+class ModelVersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
+    task_key = serializers.CharField(source="task.key", read_only=True)
+    labels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    metadata = serializers.DictField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "project",
+            "task",
+            "task_key",
+            "name",
+            "architecture",
+            "sha256",
+            "file_bytes",
+            "labels",
+            "metadata",
+            "status",
+            "created_by",
+            "created_at",
+            "activated_at",
+            "retired_at",
+        ]
+        read_only_fields = fields
+
+
+class ModelVersionCreateInputSerializer(serializers.Serializer[Any]):
+    project = serializers.IntegerField()
+    task = serializers.IntegerField(help_text="The label task (id) the model predicts.")
+    name = serializers.CharField(max_length=200)
+    file = serializers.FileField(
+        allow_empty_file=False, use_url=False, help_text="A CLEAR model file (.safetensors)."
+    )
+
+
+class RescoreInputSerializer(serializers.Serializer[Any]):
+    examinations = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        allow_empty=True,
+        help_text="Score only the frames of these examinations (ids); all of the project's by default.",
+    )
+
+
+class ModelVersionFilter(filters.FilterSet):
+    class Meta:
+        model = ModelVersion
+        fields = ["project", "task", "status"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="model_versions_list",
+        tags=["inference"],
+        description="Model versions of the caller's projects, filtered by project, task and status.",
+    ),
+    retrieve=extend_schema(operation_id="model_versions_retrieve", tags=["inference"]),
+)
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ModelVersion]
+):
+    serializer_class = ModelVersionOutputSerializer
+    filterset_class = ModelVersionFilter
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return model_versions_visible_to(self.request.user)
+
+    @extend_schema(
+        operation_id="model_versions_create",
+        tags=["inference"],
+        request={"multipart/form-data": ModelVersionCreateInputSerializer},
+        responses={201: ModelVersionOutputSerializer, 400: OpenApiResponse(description="Refused file.")},
+        description=(
+            "Register a model file as a candidate version of a label task (coordinators and admins). "
+            "The file is checked (safetensors with CLEAR metadata, tensors of its architecture; "
+            "pickle is refused unread), its task must be the label task's key and its labels values "
+            "of the task's choices; the same file twice in a project is refused (400 naming the "
+            "existing version)."
+        ),
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ModelVersionCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = projects_visible_to(request.user).filter(pk=data["project"]).first()
+        if project is None:
+            raise Http404("No such project.")
+        require_role(request.user, project, MODEL_MANAGER_ROLES, "register model versions")
+        task = LabelTask.objects.filter(project=project, pk=data["task"]).first()
+        if task is None:
+            raise ValidationError({"task": ["No such label task in this project."]})
+        upload = data["file"]
+        staging = Path(settings.CLEAR_UPLOAD_ROOT)
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=staging, prefix="model-") as folder:
+            path = Path(folder) / "model.safetensors"
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            try:
+                version = model_version_register(
+                    project=project,
+                    task=task,
+                    uploaded_path=path,
+                    name=data["name"],
+                    created_by=cast(User, request.user),
+                )
+            except ModelVersionRejected as exc:
+                raise ValidationError({"file": [exc.message]}) from exc
+        return Response(ModelVersionOutputSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="model_versions_activate",
+        tags=["inference"],
+        request=None,
+        responses={200: ModelVersionOutputSerializer},
+        description="Make this version the active one of its task; the previously active one is retired.",
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def activate(self, request: Request, pk: str) -> Response:
+        version = self.get_object()
+        require_role(request.user, version.project, MODEL_MANAGER_ROLES, "activate model versions")
+        version = model_version_activate(model_version=version)
+        return Response(ModelVersionOutputSerializer(version).data)
+
+    @extend_schema(
+        operation_id="model_versions_retire",
+        tags=["inference"],
+        request=None,
+        responses={200: ModelVersionOutputSerializer},
+        description="Retire this version; its predictions are kept but no longer shown.",
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def retire(self, request: Request, pk: str) -> Response:
+        version = self.get_object()
+        require_role(request.user, version.project, MODEL_MANAGER_ROLES, "retire model versions")
+        version = model_version_retire(model_version=version)
+        return Response(ModelVersionOutputSerializer(version).data)
+
+    @extend_schema(
+        operation_id="model_versions_rescore",
+        tags=["inference"],
+        request=RescoreInputSerializer,
+        responses={202: JobOutputSerializer},
+        description=(
+            "Queue a re-score job (gpu queue) that predicts, with CAMs, every frame of the project "
+            "(or of the given examinations) this version has not scored yet. Answers 202 with the "
+            "job; follow its progress at the Location header."
+        ),
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def rescore(self, request: Request, pk: str) -> Response:
+        version = self.get_object()
+        require_role(request.user, version.project, MODEL_MANAGER_ROLES, "re-score frames")
+        serializer = RescoreInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = rescore_job_create(
+            model_version=version,
+            examination_ids=serializer.validated_data.get("examinations") or None,
+            created_by=cast(User, request.user),
+        )
+        headers = {"Location": reverse("job-detail", kwargs={"pk": job.pk})}
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class ProbabilitySerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
+    task_key = serializers.CharField(source="task.key", read_only=True)
+    model_version_name = serializers.CharField(source="model_version.name", read_only=True)
+    probabilities = serializers.SerializerMethodField()
+    cam_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "frame",
+            "task",
+            "task_key",
+            "model_version",
+            "model_version_name",
+            "predicted_value",
+            "confidence",
+            "probabilities",
+            "cam_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ProbabilitySerializer(many=True))
+    def get_probabilities(self, prediction: Prediction) -> list[dict[str, Any]]:
+        labels = prediction.model_version.labels
+        return [
+            {"value": label, "probability": probability}
+            for label, probability in zip(labels, prediction.probabilities, strict=True)
+        ]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_cam_url(self, prediction: Prediction) -> str | None:
+        if not prediction.cam_file:
+            return None
+        url = reverse("prediction-cam", kwargs={"pk": prediction.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class FramePredictionsApi(APIView):
+    @extend_schema(
+        operation_id="frame_predictions_list",
+        tags=["inference"],
+        responses={200: PredictionOutputSerializer(many=True)},
+        description=(
+            "The frame's predictions by the active model version of each task, with probabilities "
+            "per label and the CAM's URL (coordinators, admins and reviewers; readers get 403 until "
+            "per-project AI visibility exists)."
+        ),
+    )
+    def get(self, request: Request, frame_id: int) -> Response:
+        frame = (
+            frames_visible_to(request.user)
+            .select_related("examination__patient__project")
+            .filter(pk=frame_id)
+            .first()
+        )
+        if frame is None:
+            raise Http404("No such frame.")
+        project = frame.examination.patient.project
+        require_role(request.user, project, PREDICTION_VIEWER_ROLES, "see model predictions")
+        predictions = frame_active_predictions(frame)
+        return Response(PredictionOutputSerializer(predictions, many=True, context={"request": request}).data)
+
+
+class PredictionCamApi(APIView):
+    content_negotiation_class = IgnoreAcceptNegotiation
+
+    @extend_schema(
+        operation_id="prediction_cam_retrieve",
+        tags=["inference"],
+        description=(
+            "The prediction's CAM (image/png, grayscale, spanning the whole frame; see "
+            "inference.ml.cam.render_cam). Content-addressed: ETag, immutable cache, 304."
+        ),
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The CAM."),
+            304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+            404: OpenApiResponse(description="No such prediction (or CAM) in the caller's projects."),
+        },
+    )
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        prediction = (
+            predictions_visible_to(request.user)
+            .select_related("model_version__project")
+            .filter(pk=pk)
+            .first()
+        )
+        if prediction is None or not prediction.cam_file:
+            raise Http404("No such CAM.")
+        require_role(
+            request.user, prediction.model_version.project, PREDICTION_VIEWER_ROLES, "see model predictions"
+        )
+        etag = Path(prediction.cam_file).stem
+        return serve_content_addressed(request, prediction.cam_file, f"{etag}-cam")

@@ -1,0 +1,23 @@
+"""Tiny real CLEAR model files for the inference app's tests (not a test module itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from inference.ml.factory import create_model
+from inference.ml.model_files import ModelMetadata, save_model_file
+
+QUALITY = {"quality": ["good", "bad"]}
+
+
+def write_tiny_model_file(path: Path, tasks: dict[str, list[str]] | None = None, seed: int = 0) -> Path:
+    """A CNN-LSTM (1 channel, 32 px input, about 1.3 MB) with seeded random weights, saved with its
+    metadata by `save_model_file`."""
+    tasks = tasks or QUALITY
+    torch.manual_seed(seed)
+    labels = next(iter(tasks.values()))
+    model = create_model("cnn_lstm", num_classes=len(labels), input_size=32)
+    save_model_file(path, model, ModelMetadata.for_model(model, tasks=tasks))
+    return path
