@@ -20,7 +20,13 @@ from django.http import Http404, HttpResponseBase
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -30,7 +36,12 @@ from rest_framework.views import APIView
 
 from annotations.models import LabelTask
 from inference.models import ModelVersion, Prediction
-from inference.selectors import frame_active_predictions, model_versions_visible_to, predictions_visible_to
+from inference.selectors import (
+    frame_active_predictions,
+    model_versions_visible_to,
+    prediction_flips,
+    predictions_visible_to,
+)
 from inference.services import (
     ModelVersionRejected,
     model_version_activate,
@@ -257,6 +268,70 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
         url = reverse("prediction-cam", kwargs={"pk": prediction.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
+
+
+FLIPS_DEFAULT_LIMIT = 100
+FLIPS_MAX_LIMIT = 1000
+
+
+class FlipsQuerySerializer(serializers.Serializer[Any]):
+    against = serializers.IntegerField(help_text="The model version to compare with (same task).")
+    limit = serializers.IntegerField(min_value=1, max_value=FLIPS_MAX_LIMIT, default=FLIPS_DEFAULT_LIMIT)
+
+
+class FlippedPredictionSerializer(PredictionOutputSerializer):
+    previous_value = serializers.CharField(read_only=True, help_text="What the other version predicted.")
+    previous_confidence = serializers.FloatField(read_only=True)
+
+    class Meta(PredictionOutputSerializer.Meta):
+        fields = [*PredictionOutputSerializer.Meta.fields, "previous_value", "previous_confidence"]
+        read_only_fields = fields
+
+
+class FlipsOutputSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField()
+    against = serializers.IntegerField()
+    compared = serializers.IntegerField(help_text="Frames both versions scored for the task.")
+    flipped = serializers.IntegerField(help_text="Of those, frames whose predicted value differs.")
+    frames = FlippedPredictionSerializer(many=True, help_text="The first `limit` flips, by frame id.")
+
+
+class ModelVersionFlipsApi(APIView):
+    @extend_schema(
+        operation_id="model_versions_flips",
+        tags=["inference"],
+        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH), FlipsQuerySerializer],
+        responses={
+            200: FlipsOutputSerializer,
+            400: OpenApiResponse(description="`against` is missing, unknown or of another task."),
+            403: OpenApiResponse(description="Not a coordinator, admin or reviewer of the project."),
+            404: OpenApiResponse(description="No such version in the caller's projects."),
+        },
+        description=(
+            "Frames whose predicted class differs between this version and `against` (two versions of "
+            "the same task), with both predictions: what changes for the readers if this version is "
+            "activated. Frames only one of the two scored are not compared."
+        ),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        version = model_versions_visible_to(request.user).filter(pk=pk).select_related("project").first()
+        if version is None:
+            raise Http404("No such model version.")
+        require_role(request.user, version.project, PREDICTION_VIEWER_ROLES, "compare model predictions")
+        query = FlipsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        against = model_versions_visible_to(request.user).filter(pk=query.validated_data["against"]).first()
+        if against is None or against.task_id != version.task_id or against.pk == version.pk:
+            raise ValidationError({"against": ["Give another model version of the same label task."]})
+        flips = prediction_flips(version=version, against=against, limit=query.validated_data["limit"])
+        body = {
+            "version": version.pk,
+            "against": against.pk,
+            "compared": flips.compared,
+            "flipped": flips.flipped,
+            "frames": flips.predictions,
+        }
+        return Response(FlipsOutputSerializer(body, context={"request": request}).data)
 
 
 class FramePredictionsApi(APIView):

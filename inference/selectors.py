@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from inference.models import ModelVersion, Prediction
 from records.models import Frame
@@ -23,4 +25,36 @@ def frame_active_predictions(frame: Frame) -> QuerySet[Prediction]:
         Prediction.objects.filter(frame=frame, model_version__status=ModelVersion.Status.ACTIVE)
         .select_related("model_version", "task")
         .order_by("task__order", "task_id")
+    )
+
+
+@dataclass(frozen=True)
+class Flips:
+    compared: int  # frames both versions scored for the task
+    flipped: int  # of those, frames whose predicted value differs
+    predictions: list[Prediction]  # this version's predictions that flipped, with `previous_*` set
+
+
+def prediction_flips(*, version: ModelVersion, against: ModelVersion, limit: int) -> Flips:
+    """Frames whose predicted class differs between `against` (the earlier version, usually) and
+    `version`, for their common task: the first `limit` by frame id, each of `version`'s
+    predictions annotated with `previous_value` and `previous_confidence` from `against`. Frames only
+    one of them scored are not compared. Three queries whatever the number of frames."""
+    theirs = Prediction.objects.filter(
+        model_version=against, task_id=version.task_id, frame=OuterRef("frame")
+    )
+    mine = Prediction.objects.filter(model_version=version, task_id=version.task_id)
+    both = mine.filter(Exists(theirs))
+    flipped = (
+        both.annotate(
+            previous_value=Subquery(theirs.values("predicted_value")[:1]),
+            previous_confidence=Subquery(theirs.values("confidence")[:1]),
+        )
+        .exclude(predicted_value=F("previous_value"))
+        .order_by("frame_id")
+    )
+    return Flips(
+        compared=both.count(),
+        flipped=flipped.count(),
+        predictions=list(flipped.select_related("model_version", "task")[:limit]),
     )
