@@ -473,6 +473,36 @@ def _if_match_version(request: Request) -> int | None:
         ) from None
 
 
+def _submit_version_and_key(request: Request, data: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The version a versioned submit replaces (`version` popped from the body, or If-Match; both
+    must agree) and its Idempotency-Key, both checked; shared by annotations and adjudications."""
+    version = data.pop("version", None)
+    header_version = _if_match_version(request)
+    if version is not None and header_version is not None and version != header_version:
+        raise ValidationError({"version": ["The body's version and If-Match disagree."]})
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 255:
+        raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+    return (version if version is not None else header_version), key
+
+
+def _conflict_response(message: str, current: Any, output: type[serializers.Serializer[Any]]) -> Response:
+    """409 with the server's current state (and its version as the ETag); nothing was written."""
+    body = {"detail": message, "current": output(current).data if current is not None else None}
+    headers = {"ETag": _etag(current.version)} if current is not None else {}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
+
+
+def _submitted_response(
+    state: dict[str, Any], *, created: bool, replayed: bool, output: type[serializers.Serializer[Any]]
+) -> Response:
+    headers = {"ETag": _etag(state["version"])}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return Response(output(state).data, status=code, headers=headers)
+
+
 _FRAME_TASK = [
     OpenApiParameter("frame_id", OpenApiTypes.INT, OpenApiParameter.PATH),
     OpenApiParameter("task_id", OpenApiTypes.INT, OpenApiParameter.PATH),
@@ -554,19 +584,13 @@ class AnnotationApi(APIView):
         serializer = AnnotationSubmitInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        version = data.pop("version", None)
-        header_version = _if_match_version(request)
-        if version is not None and header_version is not None and version != header_version:
-            raise ValidationError({"version": ["The body's version and If-Match disagree."]})
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 255:
-            raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        version, key = _submit_version_and_key(request, data)
         try:
             outcome = annotation_submit(
                 frame=frame,
                 task=task,
                 annotator=request.user,  # type: ignore[arg-type]
-                version=version if version is not None else header_version,
+                version=version,
                 idempotency_key=key,
                 **data,
             )
@@ -575,17 +599,13 @@ class AnnotationApi(APIView):
         except IdempotencyKeyReused as exc:
             raise Unprocessable(str(exc)) from exc
         except AnnotationConflict as exc:
-            body = {
-                "detail": exc.message,
-                "current": AnnotationOutputSerializer(exc.current).data if exc.current is not None else None,
-            }
-            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
-            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
-        headers = {"ETag": _etag(outcome.annotation["version"])}
-        if outcome.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
-        return Response(AnnotationOutputSerializer(outcome.annotation).data, status=code, headers=headers)
+            return _conflict_response(exc.message, exc.current, AnnotationOutputSerializer)
+        return _submitted_response(
+            outcome.annotation,
+            created=outcome.created,
+            replayed=outcome.replayed,
+            output=AnnotationOutputSerializer,
+        )
 
     @extend_schema(
         operation_id="frame_annotation_delete",
@@ -630,12 +650,7 @@ class AnnotationApi(APIView):
         except AnnotationRefused as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
         except AnnotationConflict as exc:
-            body = {
-                "detail": exc.message,
-                "current": AnnotationOutputSerializer(exc.current).data if exc.current is not None else None,
-            }
-            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
-            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
+            return _conflict_response(exc.message, exc.current, AnnotationOutputSerializer)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -1032,19 +1047,13 @@ class AdjudicationApi(APIView):
         serializer = AdjudicationSubmitInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        version = data.pop("version", None)
-        header_version = _if_match_version(request)
-        if version is not None and header_version is not None and version != header_version:
-            raise ValidationError({"version": ["The body's version and If-Match disagree."]})
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 255:
-            raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        version, key = _submit_version_and_key(request, data)
         try:
             outcome = adjudication_submit(
                 frame=frame,
                 task=task,
                 adjudicator=request.user,  # type: ignore[arg-type]
-                version=version if version is not None else header_version,
+                version=version,
                 idempotency_key=key,
                 **data,
             )
@@ -1053,19 +1062,13 @@ class AdjudicationApi(APIView):
         except IdempotencyKeyReused as exc:
             raise Unprocessable(str(exc)) from exc
         except AdjudicationConflict as exc:
-            body = {
-                "detail": exc.message,
-                "current": AdjudicationOutputSerializer(exc.current).data
-                if exc.current is not None
-                else None,
-            }
-            headers = {"ETag": _etag(exc.current.version)} if exc.current is not None else {}
-            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
-        headers = {"ETag": _etag(outcome.adjudication["version"])}
-        if outcome.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
-        return Response(AdjudicationOutputSerializer(outcome.adjudication).data, status=code, headers=headers)
+            return _conflict_response(exc.message, exc.current, AdjudicationOutputSerializer)
+        return _submitted_response(
+            outcome.adjudication,
+            created=outcome.created,
+            replayed=outcome.replayed,
+            output=AdjudicationOutputSerializer,
+        )
 
 
 class AdjudicationFilter(filters.FilterSet):
