@@ -86,8 +86,10 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_next_worker_without_dup
     wait_for(in_progress, timeout=120, interval=0.05, describe="the import to report progress")
     celery_worker_process.kill()
     killed = _job(job.pk)
+    # The worker died before it finished the job. Decoding the 260 frames takes well under a second
+    # now, so the kill may come after the last frame was decoded but before the video's transaction
+    # committed or the job was marked done; each of these moments must end the same way below.
     assert killed.status == Job.Status.RUNNING
-    assert killed.progress_done < VIDEO_FRAMES
 
     # The message was never acknowledged: Redis hands it to the next worker once the (test-short)
     # visibility timeout has passed, flagged redelivered, and that worker takes the job over.
