@@ -2,9 +2,9 @@
 
 Scoping as in records.apis: another project's version, frame or prediction is a 404; a member
 without the role is a 403. Model versions are managed by coordinators and project admins
-(superusers count as admins). Predictions are shown to coordinators, admins and reviewers only
-for now: whether readers may see AI output is a per-project (and, in reader studies, per-arm)
-decision that the next step of the inference issue adds, so until then readers get 403.
+(superusers count as admins). Predictions and CAMs follow `inference.selectors.ai_visibility`:
+coordinators, admins and reviewers always see them; readers only what the project's
+`ai_assistance` allows (a CAM needs "prediction_and_cam"); otherwise 403.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,6 +37,8 @@ from rest_framework.views import APIView
 from annotations.models import LabelTask
 from inference.models import ModelVersion, Prediction
 from inference.selectors import (
+    AiVisibility,
+    ai_visibility,
     frame_active_predictions,
     model_versions_visible_to,
     prediction_flips,
@@ -57,6 +59,16 @@ from records.selectors import frames_visible_to, projects_visible_to
 Role = ProjectMembership.Role
 MODEL_MANAGER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
 PREDICTION_VIEWER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN, Role.REVIEWER})
+
+
+def require_ai_visible(user: User | Any, project: Any, *, cam: bool = False) -> AiVisibility:
+    """403 unless the user may see the project's model predictions (and, with `cam`, its CAMs)."""
+    visibility = ai_visibility(user, project)
+    if not visibility.prediction:
+        raise PermissionDenied("Model predictions are hidden from readers in this project.")
+    if cam and not visibility.cam:
+        raise PermissionDenied("CAMs are hidden from readers in this project.")
+    return visibility
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
@@ -263,7 +275,8 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_cam_url(self, prediction: Prediction) -> str | None:
-        if not prediction.cam_file:
+        # Callers that may not see CAMs (readers where only predictions are shown) get no URL.
+        if not prediction.cam_file or not self.context.get("cam_visible", True):
             return None
         url = reverse("prediction-cam", kwargs={"pk": prediction.pk})
         request = self.context.get("request")
@@ -341,8 +354,9 @@ class FramePredictionsApi(APIView):
         responses={200: PredictionOutputSerializer(many=True)},
         description=(
             "The frame's predictions by the active model version of each task, with probabilities "
-            "per label and the CAM's URL (coordinators, admins and reviewers; readers get 403 until "
-            "per-project AI visibility exists)."
+            "per label and the CAM's URL (coordinators, admins and reviewers; readers only where the "
+            "project's `ai_assistance` shows predictions, else 403; `cam_url` is null where CAMs are "
+            "hidden from them)."
         ),
     )
     def get(self, request: Request, frame_id: int) -> Response:
@@ -355,9 +369,10 @@ class FramePredictionsApi(APIView):
         if frame is None:
             raise Http404("No such frame.")
         project = frame.examination.patient.project
-        require_role(request.user, project, PREDICTION_VIEWER_ROLES, "see model predictions")
+        visibility = require_ai_visible(request.user, project)
         predictions = frame_active_predictions(frame)
-        return Response(PredictionOutputSerializer(predictions, many=True, context={"request": request}).data)
+        context = {"request": request, "cam_visible": visibility.cam}
+        return Response(PredictionOutputSerializer(predictions, many=True, context=context).data)
 
 
 class PredictionCamApi(APIView):
@@ -385,8 +400,6 @@ class PredictionCamApi(APIView):
         )
         if prediction is None or not prediction.cam_file:
             raise Http404("No such CAM.")
-        require_role(
-            request.user, prediction.model_version.project, PREDICTION_VIEWER_ROLES, "see model predictions"
-        )
+        require_ai_visible(request.user, prediction.model_version.project, cam=True)
         etag = Path(prediction.cam_file).stem
         return serve_content_addressed(request, prediction.cam_file, f"{etag}-cam")

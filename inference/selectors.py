@@ -7,8 +7,43 @@ from dataclasses import dataclass
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from inference.models import ModelVersion, Prediction
-from records.models import Frame
-from records.selectors import AnyUser, projects_visible_to
+from records.models import Frame, Project, ProjectMembership
+from records.selectors import AnyUser, projects_visible_to, role_in_project
+
+Role = ProjectMembership.Role
+# Roles that curate labels and models: they always see model output (they are never blinded).
+AI_ALWAYS_VISIBLE_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN, Role.REVIEWER})
+
+
+@dataclass(frozen=True)
+class AiVisibility:
+    """What model output a user may see in a project: the prediction (class and probabilities)
+    and, on top of it, the CAM. The API enforces it; the workspace only mirrors it."""
+
+    prediction: bool
+    cam: bool
+
+    @property
+    def label(self) -> str:
+        if self.cam:
+            return Project.AiAssistance.PREDICTION_AND_CAM.value
+        return Project.AiAssistance.PREDICTION.value if self.prediction else Project.AiAssistance.HIDDEN.value
+
+
+def ai_visibility(user: AnyUser, project: Project) -> AiVisibility:
+    """Coordinators, admins and reviewers see everything; readers and data managers see what the
+    project's `ai_assistance` allows (hidden by default, so free labels are unbiased); non-members
+    nothing. Reader studies will decide per arm instead (studies app)."""
+    role = role_in_project(user, project)
+    if role is None:
+        return AiVisibility(prediction=False, cam=False)
+    if role in AI_ALWAYS_VISIBLE_ROLES:
+        return AiVisibility(prediction=True, cam=True)
+    setting = project.ai_assistance
+    return AiVisibility(
+        prediction=setting != Project.AiAssistance.HIDDEN,
+        cam=setting == Project.AiAssistance.PREDICTION_AND_CAM,
+    )
 
 
 def model_versions_visible_to(user: AnyUser) -> QuerySet[ModelVersion]:

@@ -56,6 +56,7 @@ from records.services import (
     import_upload_create,
     patient_update,
     project_create,
+    project_update,
 )
 
 Role = ProjectMembership.Role
@@ -152,8 +153,14 @@ class ProjectOutputSerializer(serializers.ModelSerializer[Project]):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "description", "created_at", "role"]
+        fields = ["id", "name", "slug", "description", "ai_assistance", "created_at", "role"]
         read_only_fields = fields
+
+
+class ProjectUpdateInputSerializer(serializers.Serializer[Project]):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    ai_assistance = serializers.ChoiceField(choices=Project.AiAssistance.choices, required=False)
 
 
 class ProjectCreateInputSerializer(serializers.Serializer[Project]):
@@ -293,6 +300,22 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         project = project_create(created_by_id=request.user.pk, **serializer.validated_data)
         output = ProjectOutputSerializer(projects_with_role(request.user).get(pk=project.pk))
         return Response(output.data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ProjectUpdateInputSerializer,
+        responses={200: ProjectOutputSerializer},
+        description=(
+            "Rename a project, edit its description or set what model output its readers see while "
+            "labelling (`ai_assistance`; coordinators and admins)."
+        ),
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        require_role(request.user, project, MEMBER_MANAGER_ROLES, "edit the project")
+        serializer = ProjectUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project_update(project=project, **serializer.validated_data)
+        return Response(ProjectOutputSerializer(projects_with_role(request.user).get(pk=project.pk)).data)
 
     @extend_schema(
         responses={200: MemberOutputSerializer(many=True)},

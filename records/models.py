@@ -11,9 +11,25 @@ from django.db.models import Q
 
 
 class Project(models.Model):
+    class AiAssistance(models.TextChoices):
+        """What model output the project's readers (and data managers) see while labelling.
+
+        Coordinators, admins and reviewers always see it; in a reader study the arm decides instead.
+        """
+
+        HIDDEN = "hidden", "Hidden: readers see no model output"
+        PREDICTION = "prediction", "Prediction: readers see the predicted class and probability"
+        PREDICTION_AND_CAM = "prediction_and_cam", "Prediction and CAM: readers also see the heatmap"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
+    ai_assistance = models.CharField(
+        max_length=20,
+        choices=AiAssistance.choices,
+        default=AiAssistance.HIDDEN,
+        help_text="What model output readers see in free labelling (hidden by default: unbiased labels).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members: models.ManyToManyField[Any, Any] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects", blank=True

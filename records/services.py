@@ -112,6 +112,23 @@ def project_create(*, name: str, slug: str, description: str = "", created_by_id
 
 
 @transaction.atomic
+def project_update(
+    *,
+    project: Project,
+    name: str | _Unset = UNSET,
+    description: str | _Unset = UNSET,
+    ai_assistance: str | _Unset = UNSET,
+) -> Project:
+    """Change a project's name, description or what model output its readers see."""
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    changed = _apply(locked, {"name": name, "description": description, "ai_assistance": ai_assistance})
+    if changed:
+        locked.full_clean(validate_unique=False)
+        locked.save(update_fields=changed)
+    return locked
+
+
+@transaction.atomic
 def patient_update(
     *,
     patient: Patient,

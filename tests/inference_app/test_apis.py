@@ -186,16 +186,61 @@ def test_the_frame_shows_the_active_versions_prediction(
     assert row["cam_url"] == f"http://testserver/api/predictions/{prediction.pk}/cam/"
 
 
-@pytest.mark.parametrize(("role", "expected"), [(Role.REVIEWER, 200), (Role.ADMIN, 200), (Role.READER, 403)])
-def test_predictions_are_for_coordinators_admins_and_reviewers_only(
-    role: str, expected: int, project: Project, version: ModelVersion, scored_frame: Frame
+HIDDEN = Project.AiAssistance.HIDDEN
+PREDICTION_ONLY = Project.AiAssistance.PREDICTION
+WITH_CAM = Project.AiAssistance.PREDICTION_AND_CAM
+
+
+@pytest.mark.parametrize(
+    ("role", "setting", "predictions_status", "cam_status"),
+    [
+        # Curators always see model output, whatever the project shows its readers.
+        (Role.REVIEWER, HIDDEN, 200, 200),
+        (Role.COORDINATOR, HIDDEN, 200, 200),
+        (Role.ADMIN, HIDDEN, 200, 200),
+        # Readers (and data managers) see what the project's ai_assistance allows.
+        (Role.READER, HIDDEN, 403, 403),
+        (Role.READER, PREDICTION_ONLY, 200, 403),
+        (Role.READER, WITH_CAM, 200, 200),
+        (Role.DATA_MANAGER, HIDDEN, 403, 403),
+        (Role.DATA_MANAGER, WITH_CAM, 200, 200),
+    ],
+)
+def test_predictions_and_cams_follow_the_projects_ai_visibility(
+    role: str,
+    setting: str,
+    predictions_status: int,
+    cam_status: int,
+    project: Project,
+    version: ModelVersion,
+    scored_frame: Frame,
 ) -> None:
+    Project.objects.filter(pk=project.pk).update(ai_assistance=setting)
     model_version_activate(model_version=version)
     prediction = Prediction.objects.get()
     client = client_for(member_of(project, role))
 
-    assert client.get(f"/api/frames/{scored_frame.pk}/predictions/").status_code == expected
-    assert client.get(f"/api/predictions/{prediction.pk}/cam/").status_code == expected
+    listed = client.get(f"/api/frames/{scored_frame.pk}/predictions/")
+
+    assert listed.status_code == predictions_status
+    assert client.get(f"/api/predictions/{prediction.pk}/cam/").status_code == cam_status
+    if predictions_status == 200:
+        (row,) = listed.json()
+        # Where the CAM is hidden, its URL is not even handed out.
+        assert (row["cam_url"] is not None) == (cam_status == 200)
+
+
+def test_a_coordinator_sets_what_readers_see_and_a_reader_may_not(project: Project) -> None:
+    url = f"/api/projects/{project.pk}/"
+
+    refused = client_for(member_of(project, Role.READER)).patch(url, {"ai_assistance": "prediction"})
+    bad = client_for(member_of(project, Role.COORDINATOR)).patch(url, {"ai_assistance": "always"})
+    changed = client_for(member_of(project, Role.COORDINATOR)).patch(url, {"ai_assistance": "prediction"})
+
+    assert refused.status_code == 403 and bad.status_code == 400
+    assert changed.status_code == 200 and changed.json()["ai_assistance"] == "prediction"
+    project.refresh_from_db()
+    assert project.ai_assistance == "prediction"
 
 
 def test_another_projects_frame_and_cam_are_not_found(
