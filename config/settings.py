@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "records",
     "annotations",
     "inference",
+    "studies",
     # The browser app: its view serves the Vite build at / and the app's routes (frontend/urls.py).
     "frontend",
 ]

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/", include("jobs.urls")),
     path("api/", include("annotations.urls")),
     path("api/", include("inference.urls")),
+    path("api/", include("studies.urls")),
     path("api/", include("frontend.api_urls")),
     # The browser app: `/` and its client-side routes (listed prefixes only, see frontend/urls.py).
     path("", include("frontend.urls")),

@@ -1,3 +1,2 @@
-"""Reader studies: arms, assignments, readings, MRMC analysis (issue: reader studies).
-
-Empty until that issue lands; kept so that the layout in docs/architecture.md is the real one."""
+"""Reader studies: design (questions, arms, cases, readers), the generated reading schedule, and
+(to come) readings, results and MRMC analysis (studies/mrmc.py is pure numpy/scipy)."""

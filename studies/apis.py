@@ -1,0 +1,461 @@
+"""REST API of reader-study design: thin views over studies.selectors and studies.services.
+
+Coordinators and project admins design a study while it is a draft (settings, questions, arms,
+cases with their reference standard, readers) and open it, which generates the reading schedule.
+Readers list their own sessions with their availability (washout) and start them; they never see
+the cases' reference standard. A study outside the caller's reach is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotations.models import LabelTask
+from records.apis import require_role
+from records.models import Project
+from records.selectors import projects_visible_to
+from studies.models import ReaderStudy, ReadingSession, StudyArm, StudyCase, StudyReader
+from studies.selectors import (
+    STUDY_MANAGER_ROLES,
+    sessions_of_reader,
+    studies_visible_to,
+)
+from studies.services import (
+    ArmSpec,
+    CaseSpec,
+    QuestionSpec,
+    ReaderSpec,
+    SessionNotAvailable,
+    StudyDesignError,
+    StudyFrozen,
+    reading_session_availability,
+    reading_session_start,
+    study_arms_set,
+    study_cases_add,
+    study_create,
+    study_open,
+    study_questions_set,
+    study_readers_set,
+    study_update,
+)
+
+MAX_CASES_PER_REQUEST = 5000
+
+
+class StudyConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The study's design can no longer change."
+    default_code = "study_frozen"
+
+
+def _design_call(call: Any) -> Any:
+    """Run a design service, turning its refusals into 409 (frozen) or 400 (wrong input)."""
+    try:
+        return call()
+    except StudyFrozen as exc:
+        raise StudyConflict(exc.message) from exc
+    except StudyDesignError as exc:
+        raise ValidationError({"detail": exc.message}) from exc
+
+
+# --- Serializers ----------------------------------------------------------------------------------
+
+
+class QuestionOutputSerializer(serializers.Serializer[Any]):
+    task = serializers.IntegerField(source="task_id")
+    task_key = serializers.CharField(source="task.key")
+    task_name = serializers.CharField(source="task.name")
+    ask_confidence = serializers.BooleanField()
+
+
+class ArmSerializer(serializers.ModelSerializer[StudyArm]):
+    class Meta:
+        model = StudyArm
+        fields = ["id", "name", "assistance", "sequential"]
+        read_only_fields = ["id"]
+
+
+class ReaderOutputSerializer(serializers.ModelSerializer[StudyReader]):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = StudyReader
+        fields = ["user", "username", "position", "group"]
+        read_only_fields = fields
+
+
+class StudyOutputSerializer(serializers.ModelSerializer[ReaderStudy]):
+    questions = QuestionOutputSerializer(many=True, read_only=True)
+    arms = ArmSerializer(many=True, read_only=True)
+    case_count = serializers.IntegerField(read_only=True)
+    training_case_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ReaderStudy
+        fields = [
+            "id",
+            "project",
+            "name",
+            "description",
+            "design",
+            "case_unit",
+            "status",
+            "washout_days",
+            "reader_groups",
+            "seed",
+            "allow_navigation",
+            "allow_answer_changes",
+            "questions",
+            "arms",
+            "case_count",
+            "training_case_count",
+            "created_at",
+            "opened_at",
+            "locked_at",
+        ]
+        read_only_fields = fields
+
+
+class StudyCreateInputSerializer(serializers.Serializer[Any]):
+    project = serializers.IntegerField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    design = serializers.ChoiceField(choices=ReaderStudy.Design.choices)
+    case_unit = serializers.ChoiceField(choices=ReaderStudy.CaseUnit.choices, default="frame")
+    washout_days = serializers.IntegerField(min_value=0, default=0)
+    reader_groups = serializers.IntegerField(min_value=1, default=1)
+    allow_navigation = serializers.BooleanField(default=False)
+    allow_answer_changes = serializers.BooleanField(default=False)
+    seed = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**62, help_text="To reproduce a schedule; drawn if omitted."
+    )
+
+
+class StudyUpdateInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    design = serializers.ChoiceField(choices=ReaderStudy.Design.choices, required=False)
+    case_unit = serializers.ChoiceField(choices=ReaderStudy.CaseUnit.choices, required=False)
+    washout_days = serializers.IntegerField(min_value=0, required=False)
+    reader_groups = serializers.IntegerField(min_value=1, required=False)
+    allow_navigation = serializers.BooleanField(required=False)
+    allow_answer_changes = serializers.BooleanField(required=False)
+
+
+class QuestionInputSerializer(serializers.Serializer[Any]):
+    task = serializers.CharField(help_text="The label task's key.")
+    ask_confidence = serializers.BooleanField(default=True)
+
+
+class QuestionsInputSerializer(serializers.Serializer[Any]):
+    questions = QuestionInputSerializer(many=True)
+
+
+class ArmsInputSerializer(serializers.Serializer[Any]):
+    arms = ArmSerializer(many=True)
+
+
+class CaseInputSerializer(serializers.Serializer[Any]):
+    frame = serializers.IntegerField(required=False)
+    examination = serializers.IntegerField(required=False)
+    reference = serializers.DictField(child=serializers.CharField(), required=False)
+    is_training = serializers.BooleanField(default=False)
+
+
+class CasesInputSerializer(serializers.Serializer[Any]):
+    cases = serializers.ListField(child=CaseInputSerializer(), min_length=1, max_length=MAX_CASES_PER_REQUEST)
+
+
+class CaseOutputSerializer(serializers.ModelSerializer[StudyCase]):
+    class Meta:
+        model = StudyCase
+        fields = ["id", "frame", "examination", "reference", "reference_source", "is_training", "block"]
+        read_only_fields = fields
+
+
+class ReaderInputSerializer(serializers.Serializer[Any]):
+    user = serializers.IntegerField()
+    group = serializers.IntegerField(min_value=0, default=0)
+
+
+class ReadersInputSerializer(serializers.Serializer[Any]):
+    readers = ReaderInputSerializer(many=True)
+
+
+class SessionOutputSerializer(serializers.ModelSerializer[ReadingSession]):
+    study = serializers.IntegerField(source="reader.study_id", read_only=True)
+    study_name = serializers.CharField(source="reader.study.name", read_only=True)
+    reader = serializers.IntegerField(source="reader.user_id", read_only=True)
+    reader_username = serializers.CharField(source="reader.user.username", read_only=True)
+    arm = ArmSerializer(read_only=True)
+    case_count = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField()
+    unavailable_reason = serializers.SerializerMethodField()
+    available_from = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReadingSession
+        fields = [
+            "id",
+            "study",
+            "study_name",
+            "reader",
+            "reader_username",
+            "arm",
+            "period",
+            "case_order",
+            "case_count",
+            "started_at",
+            "completed_at",
+            "available",
+            "unavailable_reason",
+            "available_from",
+        ]
+        read_only_fields = fields
+
+    def _availability(self, session: ReadingSession) -> Any:
+        cache = self.context.setdefault("availability", {})
+        if session.pk not in cache:
+            cache[session.pk] = reading_session_availability(session)
+        return cache[session.pk]
+
+    def get_case_count(self, session: ReadingSession) -> int:
+        return len(session.case_order)
+
+    def get_available(self, session: ReadingSession) -> bool:
+        return bool(self._availability(session).available)
+
+    def get_unavailable_reason(self, session: ReadingSession) -> str:
+        return str(self._availability(session).reason)
+
+    def get_available_from(self, session: ReadingSession) -> str | None:
+        moment = self._availability(session).available_from
+        return moment.isoformat() if moment else None
+
+
+def _sessions(queryset: QuerySet[ReadingSession]) -> QuerySet[ReadingSession]:
+    return queryset.select_related("reader__study", "reader__user", "arm").order_by(
+        "reader__study_id", "reader__position", "period", "arm__order"
+    )
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description=(
+            "Studies of the caller's projects they manage (coordinators, admins), plus the open or "
+            "locked studies they read in."
+        )
+    ),
+    retrieve=extend_schema(description="One study: settings, questions, arms and case counts."),
+)
+class ReaderStudyViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ReaderStudy]
+):
+    serializer_class = StudyOutputSerializer
+    filterset_fields = ["project", "status"]
+
+    def get_queryset(self) -> QuerySet[ReaderStudy]:
+        return (
+            studies_visible_to(self.request.user)
+            .prefetch_related("questions__task", "arms")
+            .annotate(case_count=Count("cases", distinct=True))
+            .annotate(training_case_count=Count("cases", filter=Q(cases__is_training=True), distinct=True))
+        )
+
+    def _managed(self, pk: str) -> ReaderStudy:
+        """The study, for its coordinators and admins: 404 when the caller cannot see it at all, 403
+        for one of its readers."""
+        study = studies_visible_to(self.request.user).filter(pk=pk).select_related("project").first()
+        if study is None:
+            raise Http404("No such study.")
+        require_role(self.request.user, study.project, STUDY_MANAGER_ROLES, "design studies")
+        return study
+
+    def _output(self, study: ReaderStudy) -> Response:
+        return Response(StudyOutputSerializer(self.get_queryset().get(pk=study.pk)).data)
+
+    @extend_schema(
+        request=StudyCreateInputSerializer,
+        responses={201: StudyOutputSerializer, 400: OpenApiResponse(description="Refused design.")},
+        description="Create a draft study (coordinators and admins of the project).",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = StudyCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = projects_visible_to(request.user).filter(pk=data.pop("project")).first()
+        if project is None:
+            raise ValidationError({"project": ["No such project."]})
+        require_role(request.user, cast(Project, project), STUDY_MANAGER_ROLES, "design studies")
+        study = _design_call(
+            lambda: study_create(project=project, created_by=cast(User, request.user), **data)
+        )
+        response = self._output(study)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    @extend_schema(
+        request=StudyUpdateInputSerializer,
+        responses={200: StudyOutputSerializer, 409: OpenApiResponse(description="Not a draft.")},
+        description="Change a draft study's settings.",
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        serializer = StudyUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._output(_design_call(lambda: study_update(study=study, **serializer.validated_data)))
+
+    @extend_schema(
+        request=QuestionsInputSerializer,
+        responses={200: StudyOutputSerializer, 409: OpenApiResponse(description="Not a draft.")},
+        description="Replace the questions (label task keys of the project, in order, with confidence).",
+    )
+    @action(detail=True, methods=["put"])
+    def questions(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        serializer = QuestionsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rows = serializer.validated_data["questions"]
+        tasks = {task.key: task for task in LabelTask.objects.filter(project_id=study.project_id)}
+        unknown = [row["task"] for row in rows if row["task"] not in tasks]
+        if unknown:
+            raise ValidationError({"questions": [f"No such tasks in the project: {unknown}."]})
+        specs = [QuestionSpec(task=tasks[row["task"]], ask_confidence=row["ask_confidence"]) for row in rows]
+        _design_call(lambda: study_questions_set(study=study, questions=specs))
+        return self._output(study)
+
+    @extend_schema(
+        request=ArmsInputSerializer,
+        responses={200: StudyOutputSerializer, 409: OpenApiResponse(description="Not a draft.")},
+        description="Replace the arms: unaided, prediction or prediction + CAM, optionally sequential.",
+    )
+    @action(detail=True, methods=["put"])
+    def arms(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        serializer = ArmsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        specs = [ArmSpec(**row) for row in serializer.validated_data["arms"]]
+        _design_call(lambda: study_arms_set(study=study, arms=specs))
+        return self._output(study)
+
+    @extend_schema(
+        methods=["get"],
+        responses={200: CaseOutputSerializer(many=True)},
+        description="The cases with their reference standard (coordinators and admins only).",
+    )
+    @extend_schema(
+        methods=["post"],
+        request=CasesInputSerializer,
+        responses={201: CaseOutputSerializer(many=True), 409: OpenApiResponse(description="Not a draft.")},
+        description=(
+            "Add cases (frames or examinations, per the study's case unit), all or nothing; a reference "
+            "omitted is taken from the frame's or examination's reference label."
+        ),
+    )
+    @action(detail=True, methods=["get", "post"])
+    def cases(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        if request.method == "GET":
+            return Response(CaseOutputSerializer(study.cases.order_by("id"), many=True).data)
+        serializer = CasesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        specs = [
+            CaseSpec(
+                frame_id=row.get("frame"),
+                examination_id=row.get("examination"),
+                reference=row.get("reference"),
+                is_training=row["is_training"],
+            )
+            for row in serializer.validated_data["cases"]
+        ]
+        created = _design_call(lambda: study_cases_add(study=study, cases=specs))
+        return Response(CaseOutputSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ReadersInputSerializer,
+        responses={200: ReaderOutputSerializer(many=True), 409: OpenApiResponse(description="Not a draft.")},
+        description=(
+            "Replace the readers (project members, in order: the order counterbalances the arm order; "
+            "`group` is the split-plot reader group)."
+        ),
+    )
+    @action(detail=True, methods=["put"])
+    def readers(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        serializer = ReadersInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rows = serializer.validated_data["readers"]
+        users = {user.pk: user for user in User.objects.filter(pk__in=[row["user"] for row in rows])}
+        unknown = [row["user"] for row in rows if row["user"] not in users]
+        if unknown:
+            raise ValidationError({"readers": [f"No such users: {unknown}."]})
+        specs = [ReaderSpec(user=users[row["user"]], group=row["group"]) for row in rows]
+        readers = _design_call(lambda: study_readers_set(study=study, readers=specs))
+        return Response(ReaderOutputSerializer(readers, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: StudyOutputSerializer, 400: OpenApiResponse(description="Incomplete design.")},
+        description="Check the design and open the study: generates every reader's sessions and case order.",
+    )
+    @action(detail=True, methods=["post"])
+    def open(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        return self._output(_design_call(lambda: study_open(study=study)))
+
+    @extend_schema(
+        responses={200: SessionOutputSerializer(many=True)},
+        description="Every reader's sessions with their progress (coordinators and admins).",
+    )
+    @action(detail=True, methods=["get"])
+    def sessions(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        queryset = _sessions(ReadingSession.objects.filter(reader__study=study))
+        return Response(SessionOutputSerializer(queryset, many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(description="The caller's own reading sessions, with whether each may start now."),
+    retrieve=extend_schema(description="One of the caller's reading sessions."),
+)
+class ReadingSessionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ReadingSession]
+):
+    serializer_class = SessionOutputSerializer
+
+    def get_queryset(self) -> QuerySet[ReadingSession]:
+        return _sessions(sessions_of_reader(self.request.user))
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: SessionOutputSerializer,
+            409: OpenApiResponse(description="Not available yet (earlier period unfinished or washout)."),
+        },
+        description="Start the session; refused while an earlier period is unfinished or the washout runs.",
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        session = self.get_object()
+        try:
+            started = reading_session_start(session=session)
+        except SessionNotAvailable as exc:
+            body = {
+                "detail": exc.message,
+                "available_from": exc.available_from.isoformat() if exc.available_from else None,
+            }
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(SessionOutputSerializer(self.get_queryset().get(pk=started.pk)).data)
