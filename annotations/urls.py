@@ -13,6 +13,7 @@ from annotations.apis import (
     ReviewQueueApi,
     WorkQueueApi,
 )
+from annotations.statistics_apis import ProjectAgreementApi, RatingsStatisticsApi
 
 router = DefaultRouter()
 router.register("label-tasks", LabelTaskViewSet, basename="label-task")
@@ -33,5 +34,7 @@ urlpatterns = [
         name="frame-adjudication",
     ),
     path("projects/<int:project_id>/review/", ReviewQueueApi.as_view(), name="project-review-queue"),
+    path("statistics/ratings/", RatingsStatisticsApi.as_view(), name="statistics-ratings"),
+    path("projects/<int:project_id>/agreement/", ProjectAgreementApi.as_view(), name="project-agreement"),
     *router.urls,
 ]

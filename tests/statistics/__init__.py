@@ -1,0 +1,1 @@
+"""Tests of the agreement and diagnostic-accuracy statistics (annotations.statistics)."""
