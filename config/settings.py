@@ -177,6 +177,8 @@ CLEAR_MAX_UPLOAD_BYTES = env.int("CLEAR_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 CLEAR_PREVIEW_MAX_SIDE = env.int("CLEAR_PREVIEW_MAX_SIDE", default=512)
 # Frames per batch of a re-score job (one forward + CAM, one transaction of Prediction rows).
 CLEAR_RESCORE_BATCH_SIZE = env.int("CLEAR_RESCORE_BATCH_SIZE", default=32)
+# Model files kept loaded per web process for single-frame prediction on demand (LRU, by sha256).
+CLEAR_ONDEMAND_MODEL_CACHE = env.int("CLEAR_ONDEMAND_MODEL_CACHE", default=2)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,4 +1,5 @@
-"""REST API of model versions and predictions: thin views over inference.selectors and services.
+"""REST API of model versions, task gates and predictions (stored, on demand, and for uploaded
+images): thin views over inference.selectors, services and ondemand.
 
 Scoping as in records.apis: another project's version, frame or prediction is a 404; a member
 without the role is a 403. Model versions are managed by coordinators and project admins
@@ -10,6 +11,7 @@ coordinators, admins and reviewers always see them; readers only what the projec
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,12 +32,23 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.models import LabelTask
-from inference.models import ModelVersion, Prediction
+from inference.ml.errors import MlError, PreprocessingError
+from inference.models import ModelVersion, Prediction, TaskGate
+from inference.ondemand import (
+    ImageUploadRejected,
+    NoActiveVersion,
+    classify_image,
+    open_uploaded_image,
+    predict_frame_on_demand,
+    stored_frame_prediction,
+)
+from inference.scoring import GateUnavailable
 from inference.selectors import (
     AiVisibility,
     ai_visibility,
@@ -43,17 +56,21 @@ from inference.selectors import (
     model_versions_visible_to,
     prediction_flips,
     predictions_visible_to,
+    task_gates_visible_to,
 )
 from inference.services import (
     ModelVersionRejected,
+    TaskGateRejected,
     model_version_activate,
     model_version_register,
     model_version_retire,
     rescore_job_create,
+    task_gate_delete,
+    task_gate_set,
 )
 from jobs.apis import JobOutputSerializer
 from records.apis import IgnoreAcceptNegotiation, require_role, serve_content_addressed
-from records.models import ProjectMembership
+from records.models import Frame, Project, ProjectMembership
 from records.selectors import frames_visible_to, projects_visible_to
 
 Role = ProjectMembership.Role
@@ -61,7 +78,7 @@ MODEL_MANAGER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
 PREDICTION_VIEWER_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN, Role.REVIEWER})
 
 
-def require_ai_visible(user: User | Any, project: Any, *, cam: bool = False) -> AiVisibility:
+def require_ai_visible(user: User | Any, project: Project, *, cam: bool = False) -> AiVisibility:
     """403 unless the user may see the project's model predictions (and, with `cam`, its CAMs)."""
     visibility = ai_visibility(user, project)
     if not visibility.prediction:
@@ -69,6 +86,34 @@ def require_ai_visible(user: User | Any, project: Any, *, cam: bool = False) -> 
     if cam and not visibility.cam:
         raise PermissionDenied("CAMs are hidden from readers in this project.")
     return visibility
+
+
+def _visible_project(request: Request, project_id: int) -> Project:
+    """The caller's project `project_id`, else 404 (another project's is never confirmed)."""
+    project = projects_visible_to(request.user).filter(pk=project_id).first()
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
+def _managed_project(request: Request, project_id: int, action: str) -> Project:
+    """The caller's project, where they manage models (coordinator or admin), else 404 / 403."""
+    project = _visible_project(request, project_id)
+    require_role(request.user, project, MODEL_MANAGER_ROLES, action)
+    return project
+
+
+def _frame_with_ai_visible(request: Request, frame_id: int) -> tuple[Frame, AiVisibility]:
+    """The caller's frame (else 404) where they may see predictions (else 403), and what they see."""
+    frame = (
+        frames_visible_to(request.user)
+        .select_related("examination__patient__project")
+        .filter(pk=frame_id)
+        .first()
+    )
+    if frame is None:
+        raise Http404("No such frame.")
+    return frame, require_ai_visible(request.user, frame.examination.patient.project)
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
@@ -156,10 +201,7 @@ class ModelVersionViewSet(
         serializer = ModelVersionCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = projects_visible_to(request.user).filter(pk=data["project"]).first()
-        if project is None:
-            raise Http404("No such project.")
-        require_role(request.user, project, MODEL_MANAGER_ROLES, "register model versions")
+        project = _managed_project(request, data["project"], "register model versions")
         task = LabelTask.objects.filter(project=project, pk=data["task"]).first()
         if task is None:
             raise ValidationError({"task": ["No such label task in this project."]})
@@ -242,11 +284,23 @@ class ProbabilitySerializer(serializers.Serializer[Any]):
     probability = serializers.FloatField()
 
 
+class GateDecisionSerializer(serializers.Serializer[Any]):
+    task_key = serializers.CharField(help_text="The gate task (e.g. quality).")
+    predicted_value = serializers.CharField(help_text="What the gate's model said.")
+    confidence = serializers.FloatField()
+    model_version = serializers.IntegerField(help_text="The gate task's model version (id).")
+    model_version_name = serializers.CharField()
+    diagnostic_values = serializers.ListField(
+        child=serializers.CharField(), help_text="The gate task's values that let a frame through."
+    )
+
+
 class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
     task_key = serializers.CharField(source="task.key", read_only=True)
     model_version_name = serializers.CharField(source="model_version.name", read_only=True)
     probabilities = serializers.SerializerMethodField()
     cam_url = serializers.SerializerMethodField()
+    gate = serializers.SerializerMethodField()
 
     class Meta:
         model = Prediction
@@ -261,12 +315,16 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
             "confidence",
             "probabilities",
             "cam_url",
+            "gate_passed",
+            "gate",
             "created_at",
         ]
         read_only_fields = fields
 
     @extend_schema_field(ProbabilitySerializer(many=True))
     def get_probabilities(self, prediction: Prediction) -> list[dict[str, Any]]:
+        if not prediction.probabilities:
+            return []  # gated out: the model did not run
         labels = prediction.model_version.labels
         return [
             {"value": label, "probability": probability}
@@ -281,6 +339,25 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
         url = reverse("prediction-cam", kwargs={"pk": prediction.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
+
+    @extend_schema_field(GateDecisionSerializer(allow_null=True))
+    def get_gate(self, prediction: Prediction) -> dict[str, Any] | None:
+        """The gate prediction the row's decision was made on (null for an ungated task)."""
+        decided_on = prediction.gate_prediction
+        if decided_on is None:
+            return None
+        try:
+            values = list(prediction.task.gate.diagnostic_values)
+        except TaskGate.DoesNotExist:
+            values = []  # the gate was removed since; the row is stale until re-scored
+        return {
+            "task_key": decided_on.task.key,
+            "predicted_value": decided_on.predicted_value,
+            "confidence": decided_on.confidence,
+            "model_version": decided_on.model_version_id,
+            "model_version_name": decided_on.model_version.name,
+            "diagnostic_values": values,
+        }
 
 
 FLIPS_DEFAULT_LIMIT = 100
@@ -360,16 +437,7 @@ class FramePredictionsApi(APIView):
         ),
     )
     def get(self, request: Request, frame_id: int) -> Response:
-        frame = (
-            frames_visible_to(request.user)
-            .select_related("examination__patient__project")
-            .filter(pk=frame_id)
-            .first()
-        )
-        if frame is None:
-            raise Http404("No such frame.")
-        project = frame.examination.patient.project
-        visibility = require_ai_visible(request.user, project)
+        frame, visibility = _frame_with_ai_visible(request, frame_id)
         predictions = frame_active_predictions(frame)
         context = {"request": request, "cam_visible": visibility.cam}
         return Response(PredictionOutputSerializer(predictions, many=True, context=context).data)
@@ -403,3 +471,275 @@ class PredictionCamApi(APIView):
         require_ai_visible(request.user, prediction.model_version.project, cam=True)
         etag = Path(prediction.cam_file).stem
         return serve_content_addressed(request, prediction.cam_file, f"{etag}-cam")
+
+
+# --- task gates (two-stage pipeline) --------------------------------------------------------------
+
+
+class TaskGateOutputSerializer(serializers.ModelSerializer[TaskGate]):
+    task_key = serializers.CharField(source="task.key", read_only=True)
+    gate_task_key = serializers.CharField(source="gate_task.key", read_only=True)
+    diagnostic_values = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = TaskGate
+        fields = [
+            "id",
+            "project",
+            "task",
+            "task_key",
+            "gate_task",
+            "gate_task_key",
+            "diagnostic_values",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TaskGateInputSerializer(serializers.Serializer[Any]):
+    project = serializers.IntegerField()
+    task = serializers.IntegerField(help_text="The gated label task (id), e.g. diagnosis.")
+    gate_task = serializers.IntegerField(help_text="The gate's label task (id), e.g. quality.")
+    diagnostic_values = serializers.ListField(
+        child=serializers.CharField(),
+        allow_empty=False,
+        help_text='Values of the gate task\'s choices judged diagnostic, e.g. ["good"].',
+    )
+
+
+class TaskGateFilter(filters.FilterSet):
+    class Meta:
+        model = TaskGate
+        fields = ["project", "task", "gate_task"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="task_gates_list",
+        tags=["inference"],
+        description="Task gates (two-stage pipelines) of the caller's projects.",
+    ),
+    retrieve=extend_schema(operation_id="task_gates_retrieve", tags=["inference"]),
+)
+class TaskGateViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[TaskGate],
+):
+    serializer_class = TaskGateOutputSerializer
+    filterset_class = TaskGateFilter
+
+    def get_queryset(self) -> QuerySet[TaskGate]:
+        return task_gates_visible_to(self.request.user)
+
+    @extend_schema(
+        operation_id="task_gates_set",
+        tags=["inference"],
+        request=TaskGateInputSerializer,
+        responses={
+            200: TaskGateOutputSerializer,
+            201: TaskGateOutputSerializer,
+            400: OpenApiResponse(description="Refused gate; the field at fault names the reason."),
+            403: OpenApiResponse(description="Not a coordinator or admin of the project."),
+        },
+        description=(
+            "Gate a task by another (coordinators and admins): the task is then predicted only for "
+            "frames whose gate-task prediction (by its active version) is one of `diagnostic_values`; "
+            "the others get a gated-out prediction. One gate per task: posting for a gated task "
+            "changes its gate (200), else creates it (201). Both tasks must be the project's and "
+            "differ, gates do not chain, and the values must be choices of the gate task. Stored "
+            "predictions made under another gating are replaced by the next re-score."
+        ),
+    )
+    def create(self, request: Request) -> Response:
+        serializer = TaskGateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = _managed_project(request, data["project"], "set task gates")
+        tasks = {task.pk: task for task in LabelTask.objects.filter(pk__in=[data["task"], data["gate_task"]])}
+        errors = {
+            field: ["No such label task in this project."]
+            for field in ("task", "gate_task")
+            if data[field] not in tasks or tasks[data[field]].project_id != project.pk
+        }
+        if errors:
+            raise ValidationError(errors)
+        try:
+            gate, created = task_gate_set(
+                project=project,
+                task=tasks[data["task"]],
+                gate_task=tasks[data["gate_task"]],
+                diagnostic_values=data["diagnostic_values"],
+                created_by=cast(User, request.user),
+            )
+        except TaskGateRejected as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        gate = self.get_queryset().get(pk=gate.pk)
+        return Response(
+            TaskGateOutputSerializer(gate).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        operation_id="task_gates_destroy",
+        tags=["inference"],
+        responses={204: None, 403: OpenApiResponse(description="Not a coordinator or admin.")},
+        description="Remove a gate: the task is predicted for every frame again after a re-score.",
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        gate = self.get_object()
+        require_role(request.user, gate.project, MODEL_MANAGER_ROLES, "remove task gates")
+        task_gate_delete(gate=gate)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- prediction on demand -------------------------------------------------------------------------
+
+
+def _conflict(message: str) -> Response:
+    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+
+
+def _project_task(project: Project, key: str) -> LabelTask:
+    task = LabelTask.objects.filter(project=project, key=key).first()
+    if task is None:
+        raise ValidationError({"task": [f"No label task {key!r} in this project."]})
+    return task
+
+
+class PredictInputSerializer(serializers.Serializer[Any]):
+    task = serializers.CharField(help_text="The label task's key, e.g. diagnosis.")
+
+
+CONFLICT_DESCRIPTION = (
+    "`{detail}`: the task has no active model version (\"No active model version for task 'x'.\"), "
+    "its gate task has none, or the image does not suit the model."
+)
+
+
+class FramePredictApi(APIView):
+    @extend_schema(
+        operation_id="frame_predict",
+        tags=["inference"],
+        request=PredictInputSerializer,
+        responses={
+            200: PredictionOutputSerializer,
+            201: PredictionOutputSerializer,
+            400: OpenApiResponse(description="Unknown task key."),
+            403: OpenApiResponse(description="Model predictions are hidden from the caller here."),
+            404: OpenApiResponse(description="No such frame in the caller's projects."),
+            409: OpenApiResponse(description=CONFLICT_DESCRIPTION),
+        },
+        description=(
+            "The frame's prediction by the task's active version, with its CAM: 200 with the stored "
+            "one, or 201 when it was computed now (in the request: one frame, gate first for a gated "
+            "task) and stored as the re-score job would. `cam_url` is null where CAMs are hidden "
+            "from the caller."
+        ),
+    )
+    def post(self, request: Request, frame_id: int) -> Response:
+        frame, visibility = _frame_with_ai_visible(request, frame_id)
+        serializer = PredictInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = _project_task(frame.examination.patient.project, serializer.validated_data["task"])
+        try:
+            prediction = stored_frame_prediction(frame=frame, task=task)
+            computed = prediction is None
+            if prediction is None:
+                prediction = predict_frame_on_demand(frame=frame, task=task)
+        except (NoActiveVersion, GateUnavailable, MlError) as exc:
+            return _conflict(exc.message)
+        context = {"request": request, "cam_visible": visibility.cam}
+        return Response(
+            PredictionOutputSerializer(prediction, context=context).data,
+            status=status.HTTP_201_CREATED if computed else status.HTTP_200_OK,
+        )
+
+
+class ClassifyInputSerializer(serializers.Serializer[Any]):
+    image = serializers.FileField(
+        allow_empty_file=False,
+        use_url=False,
+        help_text="The image (PNG, JPEG, TIFF, BMP or WebP, as the import accepts); nothing is stored.",
+    )
+    task = serializers.CharField(help_text="The label task's key, e.g. diagnosis.")
+
+
+class ClassifyOutputSerializer(serializers.Serializer[Any]):
+    task_key = serializers.CharField()
+    model_version = serializers.IntegerField()
+    model_version_name = serializers.CharField()
+    predicted_value = serializers.CharField(help_text="Empty when gated out.")
+    confidence = serializers.FloatField(allow_null=True, help_text="Null when gated out.")
+    probabilities = ProbabilitySerializer(many=True, help_text="Empty when gated out.")
+    cam_png_base64 = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The CAM as a base64 grayscale PNG spanning the whole image (longer side <= 224 px; see "
+            "render_cam); null where CAMs are hidden from the caller or the image was gated out."
+        ),
+    )
+    gate_passed = serializers.BooleanField(allow_null=True, help_text="Null when the task is not gated.")
+    gate = GateDecisionSerializer(allow_null=True)
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    elapsed_ms = serializers.FloatField(help_text="Time of the gate, the model and the CAM.")
+
+
+class ProjectClassifyApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="project_classify",
+        tags=["inference"],
+        request={"multipart/form-data": ClassifyInputSerializer},
+        responses={
+            200: ClassifyOutputSerializer,
+            400: OpenApiResponse(
+                description="Unknown task key, or the file is empty, too large, not an image of an "
+                "allowed format, truncated, over the pixel limit, or unsuitable for the model."
+            ),
+            403: OpenApiResponse(description="Model predictions are hidden from the caller here."),
+            404: OpenApiResponse(description="No such project among the caller's."),
+            409: OpenApiResponse(description=CONFLICT_DESCRIPTION),
+        },
+        description=(
+            "Classify an uploaded image with the task's active version (gate first for a gated "
+            "task), with its CAM, in the request; nothing is stored. The image is decoded and "
+            "normalised with the import's rules."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = _visible_project(request, pk)
+        visibility = require_ai_visible(request.user, project)
+        serializer = ClassifyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = _project_task(project, serializer.validated_data["task"])
+        try:
+            image = open_uploaded_image(serializer.validated_data["image"])
+        except ImageUploadRejected as exc:
+            raise ValidationError({"image": [exc.message]}) from exc
+        try:
+            result = classify_image(project=project, task=task, image=image)
+        except (NoActiveVersion, GateUnavailable) as exc:
+            return _conflict(exc.message)
+        except PreprocessingError as exc:
+            raise ValidationError({"image": [f"The image does not suit the model: {exc.message}"]}) from exc
+        body = {
+            "task_key": result.task_key,
+            "model_version": result.model_version,
+            "model_version_name": result.model_version_name,
+            "predicted_value": result.predicted_value,
+            "confidence": result.confidence,
+            "probabilities": [{"value": value, "probability": p} for value, p in result.probabilities],
+            "cam_png_base64": result.cam_png_base64 if visibility.cam else None,
+            "gate_passed": result.gate_passed,
+            "gate": asdict(result.gate) if result.gate is not None else None,
+            "width": result.width,
+            "height": result.height,
+            "elapsed_ms": result.elapsed_ms,
+        }
+        return Response(ClassifyOutputSerializer(body).data)

@@ -1,5 +1,6 @@
-"""Model versions (registered model files, one active per project and task) and the predictions
-they make for frames, with their class activation maps."""
+"""Model versions (registered model files, one active per project and task), the predictions
+they make for frames with their class activation maps, and task gates (a quality task whose
+prediction decides whether a frame is diagnostic enough to be given a diagnosis at all)."""
 
 from __future__ import annotations
 
@@ -57,15 +58,41 @@ class ModelVersion(models.Model):
 
 class Prediction(models.Model):
     """One model version's answer for one frame and task: probabilities in the model's class order
-    (labels in `model_version.labels`), the top label and its probability, and the CAM image."""
+    (labels in `model_version.labels`), the top label and its probability, and the CAM image.
+
+    For a gated task (see TaskGate) `gate_passed` says what the gate decided and `gate_prediction`
+    is the gate task's prediction it was decided on. A frame the gate judged not diagnostic
+    (gate_passed False) was never shown to the model: its row has no probabilities, an empty
+    predicted value, no confidence and no CAM. For an ungated task both are null.
+    """
 
     frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="predictions")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
     task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="predictions")
-    probabilities = models.JSONField(help_text="Softmax probabilities in the model's class order.")
-    predicted_value = models.CharField(max_length=50)
-    confidence = models.FloatField(help_text="The predicted class's probability.")
+    probabilities = models.JSONField(
+        help_text="Softmax probabilities in the model's class order; empty when gated out."
+    )
+    predicted_value = models.CharField(max_length=50, blank=True)
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="The predicted class's probability; null when gated out."
+    )
     cam_file = models.CharField(max_length=300, blank=True, help_text="CAM PNG below MEDIA_ROOT.")
+    # SET_NULL, not PROTECT: Django's PROTECT refuses a delete even when the referencing row goes in
+    # the same cascade, so deleting a frame (which takes its gate prediction and its gated rows
+    # together) or a project would fail. The gated row keeps its own decision (gate_passed); one
+    # whose gate prediction is gone no longer counts as current (selectors.current_predictions),
+    # so the next re-score or on-demand request gates it again.
+    gate_prediction = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="gated_predictions",
+        help_text="The gate task's prediction this row's gate decision was made on.",
+    )
+    gate_passed = models.BooleanField(
+        null=True, blank=True, help_text="The gate's decision; null when the task is not gated."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,4 +105,45 @@ class Prediction(models.Model):
         indexes = [models.Index(fields=["model_version", "frame"], name="prediction_version_frame_idx")]
 
     def __str__(self) -> str:
+        if self.gate_passed is False:
+            return f"{self.model_version} on frame {self.frame_id}: gated out"
         return f"{self.model_version} on frame {self.frame_id}: {self.predicted_value}"
+
+
+class TaskGate(models.Model):
+    """A two-stage pipeline, as in the ENT and head-and-neck studies: `task` (e.g. diagnosis) is
+    only predicted for frames whose `gate_task` (e.g. quality) prediction, by the gate task's active
+    model version, is one of `diagnostic_values`. One gate per task; no chains (a gate task is not
+    gated itself and a gated task gates nothing), which `services.task_gate_set` checks."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="task_gates")
+    task = models.OneToOneField(
+        LabelTask, on_delete=models.CASCADE, related_name="gate", help_text="The gated task."
+    )
+    # PROTECT: deleting the gate task would silently turn the gated task's pipeline into a one-stage
+    # one; the gate has to be removed first, on purpose.
+    gate_task = models.ForeignKey(
+        LabelTask,
+        on_delete=models.PROTECT,
+        related_name="gates",
+        help_text="The task whose prediction decides (e.g. quality).",
+    )
+    diagnostic_values = models.JSONField(
+        default=list, help_text="Values of the gate task's choices that let a frame through."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(task=models.F("gate_task")), name="taskgate_gate_task_differs"
+            )
+        ]
+        ordering = ["project", "task__order", "task_id"]
+
+    def __str__(self) -> str:
+        return f"{self.task} gated by {self.gate_task.key} in {self.diagnostic_values}"

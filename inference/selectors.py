@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
-from inference.models import ModelVersion, Prediction
+from inference.models import ModelVersion, Prediction, TaskGate
 from records.models import Frame, Project, ProjectMembership
 from records.selectors import AnyUser, projects_visible_to, role_in_project
 
@@ -54,13 +55,57 @@ def predictions_visible_to(user: AnyUser) -> QuerySet[Prediction]:
     return Prediction.objects.filter(model_version__project__in=projects_visible_to(user))
 
 
+def task_gates_visible_to(user: AnyUser) -> QuerySet[TaskGate]:
+    return TaskGate.objects.filter(project__in=projects_visible_to(user)).select_related("task", "gate_task")
+
+
+def active_model_version(*, project_id: int, task_id: int) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.filter(project_id=project_id, task_id=task_id, status=ModelVersion.Status.ACTIVE)
+        .select_related("task")
+        .first()
+    )
+
+
+# What the prediction serializer reads besides the row: its version and task, and for a gated
+# row the gate's prediction (with its version and task) and the task's gate (diagnostic values).
+PREDICTION_RELATED = (
+    "model_version",
+    "task__gate",
+    "gate_prediction__model_version",
+    "gate_prediction__task",
+)
+
+
+def with_prediction_details(predictions: QuerySet[Prediction]) -> QuerySet[Prediction]:
+    return predictions.select_related(*PREDICTION_RELATED)
+
+
+def current_predictions(
+    *, version: ModelVersion, gate_version_id: int | None, diagnostic_values: Collection[str] = ()
+) -> QuerySet[Prediction]:
+    """`version`'s predictions (for its task) that agree with how the task is gated now.
+
+    Ungated task (`gate_version_id` None): rows without a gate decision. Gated task: rows decided
+    on a prediction of the gate task's active version (`gate_version_id`) and whose decision is what
+    `diagnostic_values` say of that prediction. Anything else (made before the gate was set,
+    changed or removed, or on an earlier gate version) is stale: the re-score job and on-demand
+    prediction replace it, and skip only frames that have a current row.
+    """
+    rows = Prediction.objects.filter(model_version_id=version.pk, task_id=version.task_id)
+    if gate_version_id is None:
+        return rows.filter(gate_passed__isnull=True)
+    diagnostic = Q(gate_prediction__predicted_value__in=list(diagnostic_values))
+    return rows.filter(gate_prediction__model_version_id=gate_version_id).filter(
+        (Q(gate_passed=True) & diagnostic) | (Q(gate_passed=False) & ~diagnostic)
+    )
+
+
 def frame_active_predictions(frame: Frame) -> QuerySet[Prediction]:
     """The frame's predictions made by the active model version of each task (one per task)."""
-    return (
+    return with_prediction_details(
         Prediction.objects.filter(frame=frame, model_version__status=ModelVersion.Status.ACTIVE)
-        .select_related("model_version", "task")
-        .order_by("task__order", "task_id")
-    )
+    ).order_by("task__order", "task_id")
 
 
 @dataclass(frozen=True)
@@ -91,5 +136,5 @@ def prediction_flips(*, version: ModelVersion, against: ModelVersion, limit: int
     return Flips(
         compared=both.count(),
         flipped=flipped.count(),
-        predictions=list(flipped.select_related("model_version", "task")[:limit]),
+        predictions=list(with_prediction_details(flipped)[:limit]),
     )

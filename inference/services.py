@@ -1,4 +1,5 @@
-"""Writes of the inference app: register, activate and retire model versions; re-score jobs.
+"""Writes of the inference app: register, activate and retire model versions; re-score jobs;
+task gates (two-stage pipelines).
 
 No ML runs in a request: registering only validates the file's header and tensor table
 (`validate_model_file` reads no weights), and scoring happens in the `inference.rescore_job` task.
@@ -6,22 +7,28 @@ No ML runs in a request: registering only validates the file's header and tensor
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from PIL import Image
 
 from annotations.models import LabelTask
 from inference.ml.errors import ModelFileError
-from inference.ml.model_files import file_sha256, validate_model_file
-from inference.models import ModelVersion
+from inference.ml.model_files import LoadedModel, file_sha256, load_model_file, validate_model_file
+from inference.ml.predict import select_device
+from inference.ml.preprocessing import CropBox
+from inference.models import ModelVersion, Prediction, TaskGate
+from inference.scoring import FrameOutput, current_rows, resolve_gate, run_model, score_and_store
 from jobs.models import Job
 from jobs.services import ProgressCallback, job_create
 from records import media
-from records.models import Project
+from records.models import Frame, Project
 
 RESCORE_JOB_KIND = "inference.rescore"
 
@@ -170,46 +177,41 @@ def model_version_score_frames(
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Predict, with CAMs, every frame of the project (or of `examination_ids`) that has no
+    """Predict, with CAMs, every frame of the project (or of `examination_ids`) that has no current
     Prediction of (model_version, task) yet; the work of a re-score job.
 
-    Frames go in id order, `batch_size` at a time (CLEAR_RESCORE_BATCH_SIZE). The model file is
-    loaded once (device from `select_device()`: CUDA when present). Per batch: the stored PNGs are
-    opened, predicted with their crop boxes, each CAM is written content-addressed
-    (`cams/ab/<sha256>.png`, atomically), and then the batch's Prediction rows are inserted in one
-    transaction with ignore_conflicts. So a worker killed mid-job leaves only whole batches of rows,
-    each with its CAM file already on disk; a CAM file without a row is harmless (content-addressed,
-    rewritten identically or reused). Frames that already have a prediction are skipped, so a
-    redelivered or resumed job continues where it stopped and never duplicates a row (the unique
-    constraint is the last line of defence against two concurrent runs).
+    Frames go in id order, `batch_size` at a time (CLEAR_RESCORE_BATCH_SIZE). Each model file is
+    loaded once per job (device from `select_device()`: CUDA when present). Each batch goes through
+    `scoring.score_and_store`: for a gated task the gate task's active version scores the frames it
+    has not scored yet and only the frames it judges diagnostic are given to this version's model;
+    the others get a gated-out row. CAM files are written (content-addressed, atomically) before
+    the batch's rows, which are inserted in one transaction with ignore_conflicts. So a worker
+    killed mid-job leaves only whole batches of rows, each with its CAM file already on disk; a CAM
+    file without a row is harmless (rewritten identically or reused). Frames that already have a
+    current prediction are skipped, so a redelivered or resumed job continues where it stopped and
+    never duplicates a row (the unique constraint is the last line of defence against two concurrent
+    runs). A row made under another gating than today's (see selectors.current_predictions) is
+    replaced. A gated task whose gate task has no active version fails the job (GateUnavailable).
     """
-    from django.conf import settings
-    from PIL import Image
-
-    from inference.ml.cam import encode_png, predict_frames_with_cam
-    from inference.ml.model_files import load_model_file
-    from inference.ml.predict import select_device
-    from inference.models import Prediction
-    from records.models import Frame
-
+    gate = resolve_gate(model_version.task_id)
     size = batch_size or settings.CLEAR_RESCORE_BATCH_SIZE
     frames = Frame.objects.filter(examination__patient__project_id=model_version.project_id)
     if examination_ids:
         frames = frames.filter(examination_id__in=examination_ids)
     total = frames.count()
-    pending = (
-        frames.exclude(
-            pk__in=Prediction.objects.filter(
-                model_version_id=model_version.pk, task_id=model_version.task_id
-            ).values("frame_id")
-        )
-        .only("id", "file", "crop_box")
-        .order_by("id")
-    )
+    current = current_rows(model_version, gate)
+    pending = frames.exclude(pk__in=current.values("frame_id")).only("id", "file", "crop_box").order_by("id")
     skipped = total - pending.count()
-    labels: list[str] = list(model_version.labels)
-    loaded = None
-    device = None
+    # Stale rows (made under another gating) are replaced batch by batch; when there are none, as
+    # usually, the batches skip that delete.
+    replace_stale = (
+        Prediction.objects.filter(
+            model_version_id=model_version.pk, task_id=model_version.task_id, frame__in=frames
+        )
+        .exclude(pk__in=current.values("pk"))
+        .exists()
+    )
+    runner = _JobModels(batch_size=size)
     scored = 0
     last_id = 0
     if progress is not None:
@@ -219,42 +221,113 @@ def model_version_score_frames(
         if not batch:
             break
         last_id = batch[-1].pk
-        if loaded is None:
-            device = select_device()
-            loaded = load_model_file(media.absolute(model_version.file), device=device)
-        images = []
-        for frame in batch:
-            with Image.open(media.absolute(frame.file)) as image:
-                image.load()
-                images.append(image)
-        results = predict_frames_with_cam(
-            loaded.model,
-            images,
-            crop_boxes=[frame.crop_box for frame in batch],
-            batch_size=size,
-            device=device,
+        scored += score_and_store(
+            version=model_version, gate=gate, frames=batch, runner=runner, replace_stale=replace_stale
         )
-        rows = []
-        for frame, result in zip(batch, results, strict=True):
-            png = encode_png(result.image)
-            cam_file = media.content_path("cams", hashlib.sha256(png).hexdigest(), ".png")
-            media.write_atomic(cam_file, png)
-            probabilities = [float(p) for p in result.probabilities]
-            rows.append(
-                Prediction(
-                    frame_id=frame.pk,
-                    model_version_id=model_version.pk,
-                    task_id=model_version.task_id,
-                    probabilities=probabilities,
-                    predicted_value=labels[result.predicted_class],
-                    confidence=max(probabilities),
-                    cam_file=cam_file,
-                )
-            )
-        with transaction.atomic():
-            Prediction.objects.bulk_create(rows, ignore_conflicts=True)
-        scored += len(rows)
         if progress is not None:
             progress(skipped + scored, total, f"{scored} frames scored")
     summary = f"{scored} frames scored with {model_version.name}, {skipped} already scored"
     return {"frames_scored": scored, "frames_skipped": skipped, "summary": summary}
+
+
+class _JobModels:
+    """The re-score job's models: each version's file loaded on first use, once per job, on
+    `select_device()`. One job runs one batch at a time, so no lock is needed."""
+
+    def __init__(self, *, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.device: torch.device | None = None
+        self.loaded: dict[int, LoadedModel] = {}
+
+    def run(
+        self, version: ModelVersion, images: Sequence[Image.Image], crop_boxes: Sequence[CropBox | None]
+    ) -> list[FrameOutput]:
+        if self.device is None:
+            self.device = select_device()
+        loaded = self.loaded.get(version.pk)
+        if loaded is None:
+            loaded = load_model_file(media.absolute(version.file), device=self.device)
+            self.loaded[version.pk] = loaded
+        return run_model(
+            loaded, version.labels, images, crop_boxes, device=self.device, batch_size=self.batch_size
+        )
+
+
+# --- task gates -----------------------------------------------------------------------------------
+
+
+class TaskGateRejected(Exception):
+    """A gate that cannot be set; `field` names the input at fault and the message says why (400)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@transaction.atomic
+def task_gate_set(
+    *,
+    project: Project,
+    task: LabelTask,
+    gate_task: LabelTask,
+    diagnostic_values: list[str],
+    created_by: User | None,
+) -> tuple[TaskGate, bool]:
+    """Gate `task` by `gate_task` (create, or change the task's gate); returns (gate, created).
+
+    Refused (TaskGateRejected) unless both tasks are the project's and differ, `gate_task` is not
+    gated itself and `task` gates no other task (a gate does not chain), and `diagnostic_values` is
+    a non-empty list of values of `gate_task`'s choices. The project row is locked first, so two
+    concurrent changes cannot build a chain between them. Stored predictions are not touched: rows
+    made under another gating stop counting as current and the next re-score (or on-demand request)
+    replaces them.
+    """
+    if task.project_id != project.pk:
+        raise TaskGateRejected("The gated task belongs to another project.", field="task")
+    if gate_task.project_id != project.pk:
+        raise TaskGateRejected("The gate task belongs to another project.", field="gate_task")
+    if task.pk == gate_task.pk:
+        raise TaskGateRejected("A task cannot gate itself.", field="gate_task")
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    upstream = TaskGate.objects.filter(task=gate_task).select_related("gate_task").first()
+    if upstream is not None:
+        raise TaskGateRejected(
+            f"Task {gate_task.key!r} is itself gated by {upstream.gate_task.key!r}; gates do not chain.",
+            field="gate_task",
+        )
+    downstream = list(TaskGate.objects.filter(gate_task=task).values_list("task__key", flat=True))
+    if downstream:
+        raise TaskGateRejected(
+            f"Task {task.key!r} gates {', '.join(repr(key) for key in downstream)}; gates do not chain.",
+            field="task",
+        )
+    values = list(dict.fromkeys(diagnostic_values))
+    if not values:
+        raise TaskGateRejected(
+            "Give at least one value of the gate task that lets a frame through.", field="diagnostic_values"
+        )
+    choices = set(gate_task.choices.values_list("value", flat=True))
+    unknown = [value for value in values if value not in choices]
+    if unknown:
+        raise TaskGateRejected(
+            f"{unknown} are not choices of task {gate_task.key!r} (its choices: {sorted(choices)}).",
+            field="diagnostic_values",
+        )
+    gate, created = TaskGate.objects.update_or_create(
+        task=task,
+        defaults={"project": project, "gate_task": gate_task, "diagnostic_values": values},
+        create_defaults={
+            "project": project,
+            "gate_task": gate_task,
+            "diagnostic_values": values,
+            "created_by": created_by,
+        },
+    )
+    return gate, created
+
+
+def task_gate_delete(*, gate: TaskGate) -> None:
+    """Remove a gate: the task is predicted for every frame again (after a re-score; its gated rows
+    stop counting as current, see task_gate_set)."""
+    gate.delete()
