@@ -429,6 +429,10 @@ class AnnotationOutputSerializer(serializers.Serializer[Any]):
     )
     time_on_frame_ms = serializers.IntegerField(read_only=True, allow_null=True)
     ai_shown = serializers.BooleanField(read_only=True)
+    # default: an idempotent replay of an answer stored before the field existed has no such key.
+    cam_visible_ms = serializers.IntegerField(
+        read_only=True, default=0, help_text=Annotation._meta.get_field("cam_visible_ms").help_text
+    )
     context = serializers.ChoiceField(choices=Annotation.Context.choices, read_only=True)  # type: ignore[assignment]
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -443,7 +447,23 @@ class AnnotationSubmitInputSerializer(serializers.Serializer[Any]):
     time_on_frame_ms = serializers.IntegerField(
         min_value=0, max_value=86_400_000, required=False, allow_null=True
     )
-    ai_shown = serializers.BooleanField(default=False)
+    ai_shown = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Whether the model's prediction (or CAM) was shown with this frame before this answer; "
+            "refused (400) where model output is hidden from the caller in this project."
+        ),
+    )
+    cam_visible_ms = serializers.IntegerField(
+        min_value=0,
+        max_value=86_400_000,
+        default=0,
+        help_text=(
+            "Milliseconds the CAM overlay was visible (tab visible, opacity above 0) for this frame "
+            "before this answer; 0 = never. Above 0 requires ai_shown, and is refused (400) where CAMs "
+            "are hidden from the caller."
+        ),
+    )
     version = serializers.IntegerField(
         min_value=1,
         required=False,
@@ -899,6 +919,7 @@ class ReviewAnnotationSerializer(serializers.Serializer[Any]):
     confidence = serializers.IntegerField()
     version = serializers.IntegerField()
     ai_shown = serializers.BooleanField()
+    cam_visible_ms = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
 
 

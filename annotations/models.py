@@ -111,6 +111,13 @@ class Annotation(models.Model):
         null=True, blank=True, help_text="Milliseconds the frame was on screen before this answer."
     )
     ai_shown = models.BooleanField(default=False, help_text="Whether a model prediction or CAM was visible.")
+    cam_visible_ms = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "Milliseconds the model's CAM overlay was visible on screen (tab visible, opacity above 0) "
+            "for this frame before this answer; 0 = never shown. Requires ai_shown."
+        ),
+    )
     context = models.CharField(max_length=10, choices=Context.choices, default=Context.FREE)
     version = models.PositiveIntegerField(default=1, help_text="Raised by one with every change.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -146,6 +153,7 @@ class Annotation(models.Model):
             "confidence": self.confidence,
             "time_on_frame_ms": self.time_on_frame_ms,
             "ai_shown": self.ai_shown,
+            "cam_visible_ms": self.cam_visible_ms,
             "context": self.context,
             "version": self.version,
             "created_at": self.created_at.isoformat(),

@@ -69,7 +69,7 @@ class HistoryEntry:
     changes: list[dict[str, Any]]
 
 
-_TRACKED = ("value", "confidence", "time_on_frame_ms", "ai_shown", "context", "version")
+_TRACKED = ("value", "confidence", "time_on_frame_ms", "ai_shown", "cam_visible_ms", "context", "version")
 
 
 def annotation_history(annotation: Annotation) -> list[HistoryEntry]:

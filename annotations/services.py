@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotations.models import Adjudication, Annotation, IdempotencyRecord, LabelChoice, LabelTask
 from annotations.presets import HOTKEY_POOL, PRESETS
 from annotations.selectors import annotations_for_adjudication
+from inference.selectors import ai_visibility
 from records.models import Frame, Project
 from records.services import UNSET, _apply, _Unset
 
@@ -402,6 +403,7 @@ def annotation_submit(
     confidence: int,
     time_on_frame_ms: int | None = None,
     ai_shown: bool = False,
+    cam_visible_ms: int = 0,
     version: int | None = None,
     idempotency_key: str | None = None,
 ) -> AnnotationSubmitted:
@@ -412,6 +414,11 @@ def annotation_submit(
     With an `idempotency_key`, the first submit stores its outcome under (annotator, key); a retry
     with the same payload returns that outcome without writing, one with another payload raises
     IdempotencyKeyReused. A submit that fails stores nothing, so its retry is judged afresh.
+
+    `ai_shown` and `cam_visible_ms` record the annotator's exposure to model output before this
+    answer. The server does not take the page's word for blinding: exposure to output that
+    `inference.selectors.ai_visibility` hides from the annotator in this project is refused
+    (AnnotationRefused), as is CAM time without `ai_shown`.
     """
     record: IdempotencyRecord | None = None
     if idempotency_key is not None:
@@ -425,6 +432,7 @@ def annotation_submit(
                 "confidence": confidence,
                 "time_on_frame_ms": time_on_frame_ms,
                 "ai_shown": ai_shown,
+                "cam_visible_ms": cam_visible_ms,
                 "version": version,
             },
         )
@@ -441,6 +449,7 @@ def annotation_submit(
         confidence=confidence,
         time_on_frame_ms=time_on_frame_ms,
         ai_shown=ai_shown,
+        cam_visible_ms=cam_visible_ms,
         version=version,
     )
     outcome = AnnotationSubmitted(annotation=annotation.snapshot(), created=created)
@@ -460,10 +469,12 @@ def _annotation_write(
     confidence: int,
     time_on_frame_ms: int | None,
     ai_shown: bool,
+    cam_visible_ms: int,
     version: int | None,
 ) -> tuple[Annotation, bool]:
     if frame.examination.patient.project_id != task.project_id:
         raise AnnotationRefused("task", "This task belongs to another project than the frame.")
+    _check_ai_exposure(annotator=annotator, task=task, ai_shown=ai_shown, cam_visible_ms=cam_visible_ms)
     if not task.is_active:
         raise AnnotationRefused(
             "task", f"Task '{task.key}' is inactive and accepts no new or changed annotations."
@@ -492,6 +503,7 @@ def _annotation_write(
             confidence=confidence,
             time_on_frame_ms=time_on_frame_ms,
             ai_shown=ai_shown,
+            cam_visible_ms=cam_visible_ms,
             context=Annotation.Context.FREE,
             version=1,
         )
@@ -524,6 +536,7 @@ def _annotation_write(
             "confidence": confidence,
             "time_on_frame_ms": time_on_frame_ms,
             "ai_shown": ai_shown,
+            "cam_visible_ms": cam_visible_ms,
         },
     )
     if changed:
@@ -531,6 +544,31 @@ def _annotation_write(
         _set_history_user(current, annotator)
         current.save(update_fields=[*changed, "version", "updated_at"])
     return current, False
+
+
+AI_HIDDEN_MESSAGE = "Model output is hidden from you in this project; an answer cannot claim it was shown."
+
+
+def _check_ai_exposure(*, annotator: User, task: LabelTask, ai_shown: bool, cam_visible_ms: int) -> None:
+    """Exposure the annotator could not have had is refused: CAM time without the prediction shown,
+    or any model output where the project hides it from them (a blinded reader's page must not be
+    able to record AI exposure, whatever it sends)."""
+    if cam_visible_ms < 0:
+        raise AnnotationRefused("cam_visible_ms", "CAM time is a number of milliseconds, 0 or more.")
+    if cam_visible_ms > 0 and not ai_shown:
+        raise AnnotationRefused(
+            "cam_visible_ms", "CAM time above 0 requires ai_shown: a CAM is model output."
+        )
+    if not ai_shown:
+        return
+    visibility = ai_visibility(annotator, task.project)
+    if not visibility.prediction:
+        raise AnnotationRefused("ai_shown", AI_HIDDEN_MESSAGE)
+    if cam_visible_ms > 0 and not visibility.cam:
+        raise AnnotationRefused(
+            "cam_visible_ms",
+            "CAMs are hidden from you in this project; an answer cannot claim one was shown.",
+        )
 
 
 @transaction.atomic

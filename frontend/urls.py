@@ -10,5 +10,5 @@ from frontend.views import spa
 
 urlpatterns = [
     path("", spa, name="app"),
-    re_path(r"^(?:login|projects|label|review)(?:/.*)?$", spa, name="app-route"),
+    re_path(r"^(?:login|projects|label|review|classify)(?:/.*)?$", spa, name="app-route"),
 ]

@@ -1,5 +1,6 @@
 // Same-origin JSON calls to CLEAR's API with the session cookie and the CSRF token.
 
+import type { AiVisibility, ClassifyResult, Prediction } from "./ai";
 import type { QueueFrame, QueuePage } from "./queue";
 import type { ReviewPage, ReviewStatus } from "./review";
 import { NetworkError, type HttpAnswer, type Transport } from "./saves";
@@ -100,6 +101,8 @@ export interface Project {
   name: string;
   slug: string;
   description: string;
+  /** What readers see of model output: "hidden" | "prediction" | "prediction_and_cam". */
+  ai_assistance?: string;
   role: string | null;
 }
 
@@ -142,6 +145,31 @@ export interface FrameContext {
   video_name: string | null;
   index_in_video: number | null;
   time_s: number | null;
+  /** What model output the caller may see in the frame's project. */
+  ai: AiVisibility;
+  /** The active model versions' predictions (empty where hidden). */
+  predictions: Prediction[];
+  /** Tasks with an active model in the project (empty where predictions are hidden). */
+  active_model_tasks: string[];
+}
+
+export interface ModelVersion {
+  id: number;
+  project: number;
+  task: number;
+  task_key: string;
+  name: string;
+  status: "candidate" | "active" | "retired";
+}
+
+export interface TaskGate {
+  id: number;
+  project: number;
+  task: number;
+  task_key: string;
+  gate_task: number;
+  gate_task_key: string;
+  diagnostic_values: string[];
 }
 
 export type { QueueFrame, QueuePage };
@@ -173,6 +201,28 @@ export const api = {
     get<ReviewPage>(`/api/projects/${project}/review/?task=${task}&status=${status}&limit=${limit}`),
   context: (frames: readonly number[]) =>
     get<{ frames: FrameContext[] }>(`/api/label-context/?frames=${frames.join(",")}`),
+  /** Predict one frame for one task now (a frame the active model has not scored yet). */
+  predict: (frame: number, task: string) => raw("POST", `/api/frames/${frame}/predict/`, { task }),
+  activeModels: (project: number) => all<ModelVersion>(`/api/model-versions/?project=${project}&status=active`),
+  taskGates: (project: number) => all<TaskGate>(`/api/task-gates/?project=${project}`),
+  /** Classify an uploaded image (multipart: `image`, `task`); nothing is stored on the server. */
+  classify: async (project: number, image: Blob, task: string): Promise<HttpAnswer & { body: ClassifyResult | unknown }> => {
+    const form = new FormData();
+    form.append("image", image, image instanceof File ? image.name : "image.png");
+    form.append("task", task);
+    let response: Response;
+    try {
+      response = await fetch(`/api/projects/${project}/classify/`, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: form,
+      });
+    } catch (error) {
+      throw new NetworkError(error instanceof Error ? error.message : String(error));
+    }
+    return { status: response.status, body: await parse(response) };
+  },
 };
 
 /** The annotation endpoint of one task, as the save manager's transport. */

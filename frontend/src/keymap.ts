@@ -26,6 +26,7 @@ export type Action =
   | { kind: "close" }
   | { kind: "retry" }
   | { kind: "overlay" }
+  | { kind: "opacity"; delta: number }
   | { kind: "keepMine" }
   | { kind: "takeServer" };
 
@@ -101,7 +102,9 @@ export const APP_BINDINGS: readonly Binding[] = [
   { keys: ["{"], action: { kind: "contrast", delta: -0.1 }, description: "Less contrast", group: "View" },
   { keys: ["}"], action: { kind: "contrast", delta: 0.1 }, description: "More contrast", group: "View" },
   { keys: ["\\"], action: { kind: "resetAdjust" }, description: "Reset brightness and contrast", group: "View" },
-  { keys: ["Shift+m"], action: { kind: "overlay" }, description: "Show or hide the model overlay", group: "View" },
+  { keys: ["Shift+m"], action: { kind: "overlay" }, description: "Show or hide the model's CAM over the frame (where the project shows CAMs)", group: "View" },
+  { keys: [","], action: { kind: "opacity", delta: -0.1 }, description: "CAM more transparent", group: "View" },
+  { keys: ["."], action: { kind: "opacity", delta: 0.1 }, description: "CAM more opaque", group: "View" },
   { keys: ["Shift+k"], action: { kind: "keepMine" }, description: "In a conflict: keep your label", group: "Other" },
   { keys: ["Shift+t"], action: { kind: "takeServer" }, description: "In a conflict: take the server's label", group: "Other" },
   { keys: ["?"], action: { kind: "help" }, description: "Show or hide this help", group: "Other" },

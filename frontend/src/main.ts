@@ -3,6 +3,7 @@
 
 import "./styles.css";
 import { ApiError, api, type Me } from "./api";
+import { classifyView } from "./classify";
 import { h, mount } from "./dom";
 import { REVIEW_STATUSES, type ReviewStatus } from "./review";
 import { ReviewPage } from "./reviewpage";
@@ -88,6 +89,8 @@ async function render(): Promise<void> {
       page = review;
       return review.start();
     }
+    case "classify":
+      return classifyView(content, route.project);
     case "notFound":
       document.title = "Not found · CLEAR";
       mount(

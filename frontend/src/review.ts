@@ -177,7 +177,8 @@ type Shared = Extract<
 export type ReviewAction = ChoiceAction | Shared | { kind: "rationale" } | { kind: "status"; status: ReviewStatus };
 
 const VIEW_BINDINGS = APP_BINDINGS.filter(
-  (binding): binding is Binding<Shared> => binding.group === "View" && binding.action.kind !== "overlay",
+  // The CAM keys are the workspace's: the review page shows no model output.
+  (binding): binding is Binding<Shared> => binding.group === "View" && binding.action.kind !== "overlay" && binding.action.kind !== "opacity",
 );
 
 /**

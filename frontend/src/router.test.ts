@@ -9,10 +9,11 @@ describe("parseRoute", () => {
     expect(parseRoute("/label/3/4", "?prefetch=0")).toEqual({ name: "workspace", project: 3, task: 4 });
     expect(parseRoute("/review/3/4/", "")).toEqual({ name: "review", project: 3, task: 4 });
     expect(parseRoute("/login", "?next=/review/3/4")).toEqual({ name: "login", next: "/review/3/4" });
+    expect(parseRoute("/classify/7", "")).toEqual({ name: "classify", project: 7 });
   });
 
   it("anything else is not found", () => {
-    for (const path of ["/review/3", "/review/x/4", "/review/3/4/5", "/label/3", "/reviews/3/4"]) {
+    for (const path of ["/review/3", "/review/x/4", "/review/3/4/5", "/label/3", "/reviews/3/4", "/classify/x", "/classify/3/4"]) {
       expect(parseRoute(path, "")).toEqual({ name: "notFound" });
     }
   });

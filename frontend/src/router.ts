@@ -6,6 +6,7 @@ export type Route =
   | { name: "project"; project: number }
   | { name: "workspace"; project: number; task: number }
   | { name: "review"; project: number; task: number }
+  | { name: "classify"; project: number }
   | { name: "notFound" };
 
 export function parseRoute(pathname: string, search: string): Route {
@@ -19,6 +20,8 @@ export function parseRoute(pathname: string, search: string): Route {
   if (match) return { name: "workspace", project: Number(match[1]), task: Number(match[2]) };
   match = /^\/review\/(\d+)\/(\d+)$/.exec(path);
   if (match) return { name: "review", project: Number(match[1]), task: Number(match[2]) };
+  match = /^\/classify\/(\d+)$/.exec(path);
+  if (match) return { name: "classify", project: Number(match[1]) };
   return { name: "notFound" };
 }
 

@@ -63,8 +63,23 @@ describe("SaveManager", () => {
     expect(op.state).toBe("saved");
     expect(calls).toHaveLength(1);
     expect(calls[0]!.headers).toEqual({ "Idempotency-Key": "key-1" });
-    expect(calls[0]!.body).toEqual({ value: "a", confidence: 4, time_on_frame_ms: 1234 });
+    expect(calls[0]!.body).toEqual({ value: "a", confidence: 4, time_on_frame_ms: 1234, ai_shown: false, cam_visible_ms: 0 });
     expect(saves.knownOf(10)).toMatchObject({ value: "a", confidence: 4, version: 1 });
+  });
+
+  it("sends the label's exposure to model output, and the same again with a conflict's keep-mine", async () => {
+    const { calls, transport } = scripted([
+      { status: 409, body: { detail: "stale", current: annotation("b", 2, 2) } },
+      { status: 200, body: annotation("a", 4, 3) },
+    ]);
+    const { saves } = manager(transport);
+    saves.setKnown(7, { value: "a", confidence: 3, version: 1, updatedAt: null });
+    const op = saves.submit(7, { value: "a", confidence: 4, aiShown: true, camVisibleMs: 2500 }, 900);
+    await saves.settled(7);
+    saves.keepMine(op);
+    await saves.settled(7);
+    const sent = { value: "a", confidence: 4, time_on_frame_ms: 900, ai_shown: true, cam_visible_ms: 2500 };
+    expect(calls.map((call) => call.body)).toEqual([sent, sent]);
   });
 
   it("retries a network failure with the same Idempotency-Key and the same body", async () => {
@@ -183,7 +198,7 @@ describe("SaveManager", () => {
       expect(resolution.state).toBe("saved");
       expect(resolution.purpose).toBe("resolve");
       expect(calls[1]!.headers).toEqual({ "Idempotency-Key": "key-2", "If-Match": '"2"' });
-      expect(calls[1]!.body).toEqual({ value: "c", confidence: 3, time_on_frame_ms: 10 });
+      expect(calls[1]!.body).toEqual({ value: "c", confidence: 3, time_on_frame_ms: 10, ai_shown: false, cam_visible_ms: 0 });
       expect(saves.knownOf(1)).toMatchObject({ value: "c", version: 3 });
       expect(saves.conflicts()).toEqual([]);
     });

@@ -15,6 +15,9 @@
 export interface Label {
   value: string;
   confidence: number;
+  /** Exposure to model output before this label (ai.ts ExposureTracker); left out: none. */
+  aiShown?: boolean;
+  camVisibleMs?: number;
 }
 
 export interface ServerAnnotation extends Label {
@@ -102,7 +105,13 @@ export function parseAnnotation(body: unknown): ServerAnnotation | null {
 }
 
 export const ANNOTATION_CODEC: Codec<Label, ServerAnnotation> = {
-  body: (label, timeOnFrameMs) => ({ value: label.value, confidence: label.confidence, time_on_frame_ms: timeOnFrameMs }),
+  body: (label, timeOnFrameMs) => ({
+    value: label.value,
+    confidence: label.confidence,
+    time_on_frame_ms: timeOnFrameMs,
+    ai_shown: label.aiShown ?? false,
+    cam_visible_ms: label.camVisibleMs ?? 0,
+  }),
   parse: parseAnnotation,
 };
 

@@ -2,6 +2,7 @@
 // project's adjudicators).
 
 import { ApiError, api, type Me } from "./api";
+import { projectAi } from "./classify";
 import { h, mount } from "./dom";
 import { canAdjudicate } from "./review";
 
@@ -114,6 +115,10 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
     h("p", {}, h("a", { href: "/", "data-route": "" }, "← Projects")),
     h("h1", {}, project.name, " ", h("span", { class: "badge" }, ROLE_NAMES[project.role ?? ""] ?? "member")),
     project.description ? h("p", { class: "muted" }, project.description) : null,
+    // Only for members who may see model output here (the classify API refuses the others).
+    projectAi(project).prediction
+      ? h("p", {}, h("a", { class: "classify-link", href: `/classify/${project.id}`, "data-route": "" }, "Classify an image with the project's models"))
+      : null,
     h("h2", {}, "Label a task"),
     active.length === 0
       ? h("p", { class: "muted" }, "This project has no active label task yet.")

@@ -4,6 +4,19 @@
 // save goes out in the background (saves.ts) while the next frame, decoded ahead (prefetch.ts), is
 // already on screen. See keymap.ts for every key and the help overlay ("?") in the page.
 
+import { AI_HIDDEN, clampOpacity, ExposureTracker, type AiVisibility, type Prediction } from "./ai";
+import {
+  CamCache,
+  CamCanvas,
+  camOnNewFrame,
+  opacitySlider,
+  predictionView,
+  setCamOnNewFrame,
+  storedOpacity,
+  storeOpacity,
+  syncOpacitySlider,
+  type SchemaLookup,
+} from "./aiview";
 import { ApiError, annotationTransport, api, type Choice, type FrameContext, type LabelTask, type Project } from "./api";
 import { h, mount } from "./dom";
 import { buildKeymap, CONFIDENCE_NAMES, describeKey, KeymapError, repeatable, type Action, type Keymap } from "./keymap";
@@ -18,6 +31,18 @@ import { planUndo, UndoStack } from "./undo";
 const AHEAD = 5;
 const BEHIND = 2;
 const CONFIDENCE_KEY = "clear.confidence";
+
+/** Model output of one frame, from the label context plus what was predicted on demand. */
+interface FrameAi {
+  visibility: AiVisibility;
+  predictions: Prediction[];
+  /** Tasks with an active model in the project. */
+  activeTasks: string[];
+  /** Tasks being predicted on demand now. */
+  pending: Set<string>;
+  /** Tasks whose on-demand prediction was refused, with the reason. */
+  failed: Map<string, string>;
+}
 
 export interface WorkspaceOptions {
   project: number;
@@ -54,9 +79,19 @@ export class Workspace {
   private tasks: LabelTask[] = [];
   private choices = new Map<string, Choice>();
   private confidence = 3;
-  private overlayVisible = true;
-  private overlayOpacity = 0.5;
   private helpOpen = false;
+  // Model output (see ai.ts, aiview.ts). `camShown` is the toggle for the frame on screen; every new
+  // frame starts from the user's preference (hidden unless they chose otherwise).
+  private readonly ai = new Map<number, FrameAi>();
+  private readonly exposure = new ExposureTracker();
+  private readonly cams = new CamCache();
+  private readonly cam = new CamCanvas(storedOpacity());
+  private camOpacity = storedOpacity();
+  private camShown = camOnNewFrame();
+  /** The frame and CAM URL the canvas is (being) given. */
+  private camFor: { frame: number; url: string } | null = null;
+  /** On-demand predictions asked for, as "frame:task" (once each per page, unless the network failed). */
+  private readonly demanded = new Set<string>();
   private phase: Phase = "loading";
   private shownAt = performance.now();
   private disposed = false;
@@ -72,8 +107,8 @@ export class Workspace {
 
   // Elements that are updated in place (the frame must never be rebuilt on a keypress).
   private readonly el = {
-    overlay: h("canvas", { class: "cam-overlay", "aria-hidden": "true" }),
     side: h("aside", { class: "side" }),
+    model: h("section", { class: "panel model" }),
     footer: h("footer", { class: "ws-footer" }),
     modal: h("div", { class: "modal-root" }),
   };
@@ -126,6 +161,7 @@ export class Workspace {
 
   dispose(): void {
     this.disposed = true;
+    this.exposure.camOnScreen(null);
     for (const cleanup of this.cleanups) cleanup();
     this.toaster.dispose();
   }
@@ -138,7 +174,7 @@ export class Workspace {
 
   private layout(): void {
     document.title = `${this.task.name} · ${this.project.name} · CLEAR`;
-    this.stage.layer.replaceChildren(this.el.overlay);
+    this.stage.layer.replaceChildren(this.cam.element);
     this.stage.controls = this.el.side;
     mount(
       this.root,
@@ -179,6 +215,9 @@ export class Workspace {
     this.stage.note.hidden = text === "";
     this.stage.element.dataset.phase = this.phase;
     this.stage.layer.hidden = this.phase === "done" || this.phase === "empty";
+    // While another frame loads (or none is left), no CAM stays over the stage.
+    if (this.phase !== "frame") this.cam.setVisible(false);
+    this.syncExposure();
   }
 
   private renderSide(): void {
@@ -263,41 +302,7 @@ export class Workspace {
         h("div", { class: "panel-title" }, "Examination"),
         frame ? contextList(frame, context) : h("div", { class: "muted small" }, "—"),
       ),
-      h(
-        "section",
-        { class: "panel model" },
-        h("div", { class: "panel-title" }, "Model"),
-        h("div", { class: "model-prediction muted small", "data-empty": "true" }, "No model prediction for this frame"),
-        h(
-          "label",
-          { class: "slider" },
-          h("span", {}, "Overlay opacity"),
-          h("input", {
-            type: "range",
-            min: "0",
-            max: "1",
-            step: "0.05",
-            value: String(this.overlayOpacity),
-            tabindex: "-1",
-            oninput: (event: Event) => {
-              this.overlayOpacity = Number((event.target as HTMLInputElement).value);
-              this.applyOverlay();
-            },
-            onchange: (event: Event) => (event.target as HTMLInputElement).blur(),
-          }),
-        ),
-        h(
-          "label",
-          { class: "check" },
-          h("input", {
-            type: "checkbox",
-            checked: this.overlayVisible,
-            tabindex: "-1",
-            onchange: () => this.dispatch({ kind: "overlay" }),
-          }),
-          " Show overlay (Shift+M)",
-        ),
-      ),
+      this.renderModel(),
       this.stage.viewPanel(),
       this.renderSaves(),
       h(
@@ -472,21 +477,220 @@ export class Workspace {
 
   // --- Frame display -----------------------------------------------------------------------------
 
-  private applyOverlay(): void {
-    this.el.overlay.style.opacity = String(this.overlayOpacity);
-    this.el.overlay.hidden = !this.overlayVisible;
-  }
-
   private place(frame: QueueFrame, image: HTMLImageElement, prefetched: boolean): void {
+    if (this.stage.imageFrame !== frame.id) {
+      // Never the previous frame's CAM over this one; the CAM starts as the user prefers.
+      this.cam.setCam(null);
+      this.camFor = null;
+      this.camShown = camOnNewFrame();
+    }
     this.stage.place(frame.id, image);
-    // The model slot stays empty until the inference issue delivers predictions and CAMs.
-    this.el.overlay.width = image.naturalWidth;
-    this.el.overlay.height = image.naturalHeight;
-    this.applyOverlay();
     this.phase = "frame";
     this.renderStageNote();
     this.shownAt = performance.now();
     perfPainted(this.perf, frame.id, prefetched);
+    // Model output comes after the frame is painted: it never delays the frame.
+    window.setTimeout(() => this.afterPaint(frame.id), 0);
+  }
+
+  // --- Model output --------------------------------------------------------------------------------
+
+  private schema(): SchemaLookup {
+    return {
+      taskName: (key) => this.tasks.find((task) => task.key === key)?.name ?? key,
+      choice: (key, value) => this.tasks.find((task) => task.key === key)?.choices.find((choice) => choice.value === value),
+    };
+  }
+
+  private visibilityOf(frameId: number | undefined): AiVisibility {
+    return (frameId === undefined ? undefined : this.ai.get(frameId)?.visibility) ?? AI_HIDDEN;
+  }
+
+  /** The frame on screen (its image is in the stage), if any. */
+  private onScreen(): QueueFrame | undefined {
+    const frame = this.current();
+    return frame && this.phase === "frame" && this.stage.imageFrame === frame.id ? frame : undefined;
+  }
+
+  private afterPaint(frameId: number): void {
+    if (this.disposed || this.onScreen()?.id !== frameId) return;
+    this.updateModel();
+    this.predictOnDemand(frameId);
+    // And the next frame, so that moving on finds its prediction ready (never more ahead).
+    const next = this.list.frames[this.list.cursor + 1];
+    if (next) this.predictOnDemand(next.id);
+  }
+
+  /** The model panel (in place) and the CAM canvas for the frame on screen. */
+  private updateModel(): void {
+    this.renderModel();
+    this.updateCam();
+  }
+
+  private renderModel(): HTMLElement {
+    const panel = this.el.model;
+    const frame = this.current();
+    const visibility = this.visibilityOf(frame?.id);
+    panel.hidden = !visibility.prediction;
+    if (!frame || !visibility.prediction) {
+      panel.replaceChildren();
+      return panel;
+    }
+    const info = this.ai.get(frame.id)!;
+    const schema = this.schema();
+    const own = info.predictions.find((prediction) => prediction.task_key === this.task.key);
+    // The task being labelled first, then the others in the schema's order.
+    const predictions = own ? [own, ...info.predictions.filter((p) => p !== own)] : info.predictions;
+    const status = info.pending.has(this.task.key)
+      ? h("div", { class: "model-status muted small", "data-state": "predicting" }, "Predicting…")
+      : info.failed.has(this.task.key)
+        ? h("div", { class: "model-status muted small", "data-state": "failed" }, info.failed.get(this.task.key)!)
+        : null;
+    mount(
+      panel,
+      h("div", { class: "panel-title" }, "Model"),
+      predictions.length === 0 && !status
+        ? h("div", { class: "model-prediction muted small", "data-empty": "true" }, "No model prediction for this frame")
+        : h("div", { class: "model-prediction" }, predictions.map((prediction) => predictionView(prediction, schema, prediction === own))),
+      status,
+      visibility.cam ? this.camControls(own) : null,
+    );
+    if (predictions.length > 0 && this.onScreen()?.id === frame.id && document.visibilityState === "visible") {
+      this.exposure.predictionShown(frame.id);
+    }
+    return panel;
+  }
+
+  private camControls(own: Prediction | undefined): HTMLElement {
+    return h(
+      "div",
+      { class: "cam-controls" },
+      h(
+        "label",
+        { class: "check" },
+        h("input", {
+          type: "checkbox",
+          class: "cam-toggle",
+          checked: this.camShown,
+          disabled: !own?.cam_url,
+          tabindex: "-1",
+          onchange: () => this.dispatch({ kind: "overlay" }),
+        }),
+        " Show the CAM ",
+        h("kbd", {}, "Shift+M"),
+      ),
+      own?.cam_url ? null : h("div", { class: "muted small" }, "No CAM for this frame and task"),
+      opacitySlider(this.camOpacity, (opacity) => this.setOpacity(opacity), ", ."),
+      h(
+        "label",
+        { class: "check small muted" },
+        h("input", {
+          type: "checkbox",
+          class: "cam-default",
+          checked: camOnNewFrame(),
+          tabindex: "-1",
+          onchange: (event: Event) => {
+            setCamOnNewFrame((event.target as HTMLInputElement).checked);
+            (event.target as HTMLInputElement).blur();
+          },
+        }),
+        " Show the CAM on every new frame",
+      ),
+    );
+  }
+
+  /** Put the CAM of the frame on screen (the labelled task's prediction) on the canvas, loading it
+   * when it is to be shown, and keep the exposure timer in step. */
+  private updateCam(): void {
+    const frame = this.onScreen();
+    const visibility = this.visibilityOf(frame?.id);
+    const prediction = frame && visibility.cam ? this.ai.get(frame.id)?.predictions.find((p) => p.task_key === this.task.key) : undefined;
+    const url = prediction?.cam_url ?? null;
+    if (!frame || !url) {
+      if (this.camFor) this.cam.setCam(null);
+      this.camFor = null;
+    } else if (this.camShown && (this.camFor?.frame !== frame.id || this.camFor.url !== url)) {
+      this.cam.setCam(null);
+      const wanted = { frame: frame.id, url };
+      this.camFor = wanted;
+      this.cams.get(url).then(
+        (image) => {
+          if (this.camFor !== wanted || this.disposed) return;
+          this.cam.setCam(image);
+          this.syncExposure();
+        },
+        () => {
+          if (this.camFor === wanted) this.toast("The CAM could not be loaded.", "error");
+        },
+      );
+    }
+    this.cam.setVisible(this.camShown && visibility.cam && url !== null);
+    this.syncExposure();
+  }
+
+  /** Tell the exposure timer whether the CAM is on screen now (and for which frame). */
+  private syncExposure(): void {
+    const frame = this.onScreen();
+    const visible =
+      !this.disposed &&
+      frame !== undefined &&
+      this.camFor?.frame === frame.id &&
+      this.cam.onScreen() &&
+      document.visibilityState === "visible";
+    this.exposure.camOnScreen(visible ? frame.id : null);
+    this.stage.element.dataset.cam = visible ? "on" : "off";
+  }
+
+  private toggleCam(): void {
+    const frame = this.onScreen();
+    if (!frame || !this.visibilityOf(frame.id).cam) {
+      this.toast("No CAM is shown in this project.");
+      return;
+    }
+    this.camShown = !this.camShown;
+    this.updateModel();
+  }
+
+  private setOpacity(opacity: number): void {
+    this.camOpacity = clampOpacity(opacity);
+    storeOpacity(this.camOpacity);
+    this.cam.setOpacity(this.camOpacity);
+    syncOpacitySlider(this.el.model, this.camOpacity);
+    this.syncExposure();
+  }
+
+  /** Ask the server to predict the labelled task for a frame that has an active model but no stored
+   * prediction of it (once per frame; never for frames further ahead than the next). */
+  private predictOnDemand(frameId: number): void {
+    const info = this.ai.get(frameId);
+    const task = this.task.key;
+    if (!info?.visibility.prediction || !info.activeTasks.includes(task)) return;
+    if (info.predictions.some((prediction) => prediction.task_key === task)) return;
+    const key = `${frameId}:${task}`;
+    if (this.demanded.has(key)) return;
+    this.demanded.add(key);
+    info.pending.add(task);
+    if (this.current()?.id === frameId) this.renderModel();
+    api.predict(frameId, task).then(
+      (answer) => {
+        info.pending.delete(task);
+        const row = answer.body as Prediction | null;
+        if ((answer.status === 200 || answer.status === 201) && row && typeof row === "object" && "task_key" in row) {
+          info.predictions = [...info.predictions.filter((p) => p.task_key !== row.task_key), row];
+        } else if (answer.status >= 500 || answer.status === 429) {
+          this.demanded.delete(key); // asked again on the next visit
+          info.failed.set(task, "The prediction could not be made now.");
+        } else {
+          info.failed.set(task, ApiError.describe(answer.status, answer.body));
+        }
+        if (!this.disposed && this.current()?.id === frameId) this.updateModel();
+      },
+      () => {
+        info.pending.delete(task);
+        this.demanded.delete(key);
+        if (!this.disposed && this.current()?.id === frameId) this.updateModel();
+      },
+    );
   }
 
   /** Show the cursor's frame: at once when it is decoded already, else after loading it. */
@@ -563,9 +767,22 @@ export class Workspace {
   private async loadContext(ids: number[]): Promise<void> {
     try {
       const { frames } = await api.context(ids);
-      for (const context of frames) this.contexts.set(context.frame, context);
+      for (const context of frames) {
+        this.contexts.set(context.frame, context);
+        this.ai.set(context.frame, {
+          visibility: context.ai ?? AI_HIDDEN,
+          predictions: context.predictions ?? [],
+          activeTasks: context.active_model_tasks ?? [],
+          pending: new Set(),
+          failed: new Map(),
+        });
+      }
       const current = this.current();
-      if (current && ids.includes(current.id)) this.renderSide();
+      if (current && ids.includes(current.id)) {
+        this.renderSide();
+        const shown = this.onScreen();
+        if (shown) this.afterPaint(shown.id);
+      }
     } catch {
       // The context is for orientation only; the frame stays labellable without it.
     }
@@ -587,6 +804,13 @@ export class Workspace {
     };
     window.addEventListener("beforeunload", beforeUnload);
     this.cleanups.push(() => window.removeEventListener("beforeunload", beforeUnload));
+    // CAM time counts only while the tab is in front; the panel counts as seen once it is.
+    const onVisibility = () => {
+      this.syncExposure();
+      if (document.visibilityState === "visible") this.renderModel();
+    };
+    document.addEventListener("visibilitychange", onVisibility);
+    this.cleanups.push(() => document.removeEventListener("visibilitychange", onVisibility));
   }
 
   private onKey(event: KeyboardEvent): void {
@@ -642,9 +866,9 @@ export class Workspace {
         if (isViewAction(action)) this.stage.handle(action);
         return;
       case "overlay":
-        this.overlayVisible = !this.overlayVisible;
-        this.applyOverlay();
-        return this.renderSide();
+        return this.toggleCam();
+      case "opacity":
+        return this.setOpacity(this.camOpacity + action.delta);
       case "help":
         this.helpOpen = !this.helpOpen;
         return this.renderModal();
@@ -666,7 +890,7 @@ export class Workspace {
     }
     if (this.saves.hasConflict(frame.id)) return;
     const before = this.saves.displayOf(frame.id);
-    const label: Label = { value, confidence: this.confidence };
+    const label: Label = { value, confidence: this.confidence, ...this.exposure.of(frame.id) };
     if (!sameLabel(before, label)) {
       this.undo.push({ frameId: frame.id, before, after: label });
       this.saves.submit(frame.id, label, Math.round(performance.now() - this.shownAt));
@@ -680,7 +904,7 @@ export class Workspace {
     const frame = this.current();
     const label = frame ? this.saves.displayOf(frame.id) : null;
     if (frame && label && label.confidence !== level) {
-      const after = { value: label.value, confidence: level };
+      const after = { value: label.value, confidence: level, ...this.exposure.of(frame.id) };
       this.undo.push({ frameId: frame.id, before: label, after });
       this.saves.submit(frame.id, after, Math.round(performance.now() - this.shownAt));
     }
@@ -732,7 +956,8 @@ export class Workspace {
       return;
     }
     const plan = planUndo(entry, this.saves.knownOf(entry.frameId) ?? null);
-    if (plan.kind === "put") this.saves.submit(entry.frameId, plan.label, null, "undo");
+    // The earlier label goes back with what the reader has seen of the model by now.
+    if (plan.kind === "put") this.saves.submit(entry.frameId, { ...plan.label, ...this.exposure.of(entry.frameId) }, null, "undo");
     else if (plan.kind === "delete") this.saves.remove(entry.frameId, "undo");
     this.toast(`Undone on frame #${entry.frameId}.`);
     this.renderAll();

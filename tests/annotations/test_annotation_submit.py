@@ -19,7 +19,7 @@ from annotations.services import (
     label_task_update,
 )
 from tests.annotations.support import frame_in, quality_task
-from tests.factories import ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 
 @pytest.fixture
@@ -35,6 +35,12 @@ def submit(setup: dict[str, Any], **fields: Any) -> Any:
 
 
 def test_first_submit_creates_version_one(setup):
+    # The exposure needs a member who may see model output (see test_ai_exposure.py).
+    project = setup["task"].project
+    project.ai_assistance = "prediction"
+    project.save(update_fields=["ai_assistance"])
+    MembershipFactory.create(project=project, user=setup["user"], role="reader")
+
     outcome = submit(setup, time_on_frame_ms=1200, ai_shown=True)
 
     assert outcome.created and not outcome.replayed

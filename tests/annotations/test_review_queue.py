@@ -214,6 +214,7 @@ def test_items_carry_the_frame_without_reference_standard_and_the_free_annotatio
         "confidence",
         "version",
         "ai_shown",
+        "cam_visible_ms",
         "updated_at",
     }
 

@@ -38,7 +38,8 @@ def test_expert_labels_twenty_frames_with_the_keyboard_only(
     # Context, never the reference standard.
     expect(page.locator(".context-list dd[data-field=examination]")).to_have_text("E1")
     expect(page.locator(".context-list dd[data-field=video]")).to_have_text("seq1")
-    expect(page.locator(".model-prediction")).to_have_text("No model prediction for this frame")
+    # The project hides model output from readers (the default): no model panel at all.
+    expect(page.locator(".panel.model")).to_be_hidden()
     assert "neoplastic" not in page.locator(".context").inner_text().lower()
 
     keys = ["h", "n", "u"]

@@ -35,6 +35,7 @@ def built_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "/label/3/4",
         "/label/3/4?prefetch=0",
         "/review/3/4",
+        "/classify/3",
     ],
 )
 def test_app_routes_answer_the_built_page_with_a_csrf_cookie(built_index: Path, path: str):
