@@ -1,8 +1,9 @@
 """Writes of the inference app: register, activate and retire model versions; re-score jobs;
 task gates (two-stage pipelines).
 
-No ML runs in a request: registering only validates the file's header and tensor table
-(`validate_model_file` reads no weights), and scoring happens in the `inference.rescore_job` task.
+No ML runs in these services: registering only validates the file's header and tensor table
+(`validate_model_file` reads no weights), and scoring happens in the `inference.rescore_job` task
+(single-frame prediction on demand is inference/ondemand.py).
 """
 
 from __future__ import annotations
