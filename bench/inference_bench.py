@@ -18,9 +18,10 @@ Issue 4's speed goals:
    stored. Goal: the service at >= 80 % of the bare loop's frames/s.
 2. Single-frame prediction with CAM for efficientnet_b0 on the CPU: goal under 200 ms. Timed at the
    ML level (`inference.ml.cam.predict_frames_with_cam` with one frame on a loaded model, the PNG
-   decode included), and, when the checkout has `inference.ondemand`, through its services:
-   `predict_frame_on_demand` (a stored frame not scored yet: computed, CAM file and rows stored) and
-   `classify_image` (an image, nothing stored), with the version active and its model cached.
+   decode included; torch's default threads), and through the on-demand services as the web process
+   runs them (CLEAR_ONDEMAND_TORCH_THREADS, 1 by default): `predict_frame_on_demand` (a stored frame
+   not scored yet: computed, CAM file and rows stored) and `classify_image` (an image, nothing
+   stored), with the version active and its model cached.
 
 Frames: the real pCLE video (Cellvizio, 576x592 grayscale, 260 frames) from ../shared/realdata,
 imported with the import service into a fresh project, so both sides read the same stored PNGs.
@@ -326,11 +327,11 @@ def run_bench(args: argparse.Namespace, work: Path, threads: int) -> None:
             )  # fmt: skip
         finally:
             torch.set_num_threads(threads)
-    on_demand = None
-    if count >= args.single_frames + 5:
-        on_demand = on_demand_callers(frames, version, task, paths)
-        for name, call in on_demand or []:
-            single_rows.append((name, latencies(call, args.single_frames, warmup=5)))
+    if count < args.single_frames + 5:
+        raise SystemExit(f"too few frames ({count}) for {args.single_frames} on-demand predictions")
+    # Last: the on-demand services cap torch's threads for the rest of the process.
+    for name, call in on_demand_callers(frames, version, task, paths):
+        single_rows.append((name, latencies(call, args.single_frames, warmup=5)))
 
     print(
         f"\nCLEAR inference benchmark: {ARCHITECTURE}, {len(LABELS)} classes, random weights, "
@@ -355,8 +356,6 @@ def run_bench(args: argparse.Namespace, work: Path, threads: int) -> None:
         p95 = percentile(times, 0.95) * 1000
         goal = "none" if "(context" in name else f"< 200 ms {'met' if p95 < 200 else 'NOT met'} (p95)"
         print(f"| {name} | {len(times)} | {statistics.median(times) * 1000:.1f} | {p95:.1f} | {goal} |")
-    if on_demand is None:
-        print("\n(inference.ondemand is not in this checkout, or too few frames: ML level only.)")
     print(
         f"\nBest of {args.repeats} alternating runs per side (seconds: bare "
         f"{', '.join(f'{s:.2f}' for s in bare_runs)}; service {', '.join(f'{s:.2f}' for s in service_runs)})."
@@ -365,48 +364,40 @@ def run_bench(args: argparse.Namespace, work: Path, threads: int) -> None:
 
 def on_demand_callers(
     frames: list[Any], version: Any, task: Any, paths: list[Path]
-) -> list[tuple[str, Callable[[int], None]]] | None:
-    """The on-demand single-frame services (issue 4, item 6), when the checkout has them: a stored
-    frame predicted and stored (`predict_frame_on_demand`, each call on a frame not yet scored), and
-    an image classified without storing anything (`classify_image`, PNG decode included). The
-    version is made the active one of its task (and its predictions removed) first."""
-    try:
-        from inference import ondemand  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
+) -> list[tuple[str, Callable[[int], None]]]:
+    """The on-demand single-frame services (issue 4, item 6) as the web process runs them (torch
+    threads capped by CLEAR_ONDEMAND_TORCH_THREADS at the first model load): a stored frame predicted
+    and stored (`predict_frame_on_demand`, each call on a frame not yet scored), and an image
+    classified without storing anything (`classify_image`, PNG decode included). The version is made
+    the active one of its task (and its predictions removed) first."""
+    import torch
+    from django.conf import settings
     from PIL import Image
 
+    from inference import ondemand
     from inference.models import Prediction
     from inference.services import model_version_activate
 
     model_version_activate(model_version=version)
     Prediction.objects.filter(model_version=version).delete()
-    callers: list[tuple[str, Callable[[int], None]]] = []
-    predict = getattr(ondemand, "predict_frame_on_demand", None)
-    if predict is not None:
+    threads = settings.CLEAR_ONDEMAND_TORCH_THREADS or torch.get_num_threads()
 
-        def on_demand(index: int) -> None:
-            prediction = predict(frame=frames[index], task=task)
-            assert prediction.cam_file, "no CAM stored"
+    def on_demand(index: int) -> None:
+        prediction = ondemand.predict_frame_on_demand(frame=frames[index], task=task)
+        assert prediction.cam_file, "no CAM stored"
 
-        callers.append(
-            ("`inference.ondemand.predict_frame_on_demand` (stored frame: decode + model + CAM + "
-             "CAM file + rows; model cached)", on_demand)
-        )  # fmt: skip
-    classify = getattr(ondemand, "classify_image", None)
-    if classify is not None:
+    def classify_one(index: int) -> None:
+        with Image.open(paths[index % len(paths)]) as image:
+            image.load()
+            result = ondemand.classify_image(project=version.project, task=task, image=image)
+        assert result.cam_png
 
-        def classify_one(index: int) -> None:
-            with Image.open(paths[index % len(paths)]) as image:
-                image.load()
-                result = classify(project=version.project, task=task, image=image)
-            assert result.cam_png
-
-        callers.append(
-            ("`inference.ondemand.classify_image` (decoded image: model + CAM PNG, nothing stored; "
-             "model cached)", classify_one)
-        )  # fmt: skip
-    return callers or None
+    return [
+        (f"`inference.ondemand.predict_frame_on_demand` (stored frame: decode + model + CAM + CAM file "
+         f"+ rows; model cached; {threads} torch thread(s) as in the web process)", on_demand),
+        (f"`inference.ondemand.classify_image` (decoded image: model + CAM PNG, nothing stored; model "
+         f"cached; {threads} torch thread(s))", classify_one),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

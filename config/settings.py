@@ -179,6 +179,9 @@ CLEAR_PREVIEW_MAX_SIDE = env.int("CLEAR_PREVIEW_MAX_SIDE", default=512)
 CLEAR_RESCORE_BATCH_SIZE = env.int("CLEAR_RESCORE_BATCH_SIZE", default=32)
 # Model files kept loaded per web process for single-frame prediction on demand (LRU, by sha256).
 CLEAR_ONDEMAND_MODEL_CACHE = env.int("CLEAR_ONDEMAND_MODEL_CACHE", default=2)
+# Torch threads of a web process that predicts on demand (1: several web workers share the cores;
+# see inference/ondemand.py). 0 keeps torch's default.
+CLEAR_ONDEMAND_TORCH_THREADS = env.int("CLEAR_ONDEMAND_TORCH_THREADS", default=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -86,6 +86,7 @@ class ModelCache:
                 cached = self._take(key)
                 if cached is not None:
                     return cached
+            _limit_torch_threads()
             device = select_device()
             loaded = load_model_file(media.absolute(version.file), device=device)
             cached = _CachedModel(loaded=loaded, device=device, lock=threading.Lock())
@@ -116,6 +117,24 @@ class ModelCache:
 
 
 model_cache = ModelCache()
+_threads_limited = False
+
+
+def _limit_torch_threads() -> None:
+    """Cap torch's intra-op threads in this (web) process, once, before its first model loads.
+
+    A web host runs several worker processes on few cores; one frame's small operations with two
+    threads each wait for the thread that is not running. Measured on the 2-core machine while
+    other processes ran: efficientnet_b0 with CAM, 2 threads median 546 ms (p95 2.3-3 s), 1 thread
+    82-197 ms; quiet, 1 thread 47 ms (bench/README.md). The re-score worker keeps torch's default,
+    where batches profit from every core. 0 leaves torch's default."""
+    global _threads_limited
+    if _threads_limited:
+        return
+    _threads_limited = True
+    threads = settings.CLEAR_ONDEMAND_TORCH_THREADS
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 class _CachedModels:

@@ -256,3 +256,20 @@ def test_the_cache_keeps_the_most_recently_used_models(
     # `second` was the least recently used when `third` came in; `first` was never evicted.
     assert model_cache.loads == 3
     assert model_cache.cached_keys() == [third.sha256, first.sha256]
+
+
+def test_the_first_model_load_caps_torch_threads_for_the_web_process(
+    settings: Any, quality_task: LabelTask, register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    capped: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", capped.append)
+    monkeypatch.setattr(ondemand, "_threads_limited", False)
+    settings.CLEAR_ONDEMAND_TORCH_THREADS = 1
+    first, second = (register(quality_task, seed=seed, activate=False) for seed in range(2))
+
+    model_cache.get(first)
+    model_cache.get(second)
+
+    assert capped == [1]  # once per process, before the first model loads
