@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
@@ -34,9 +35,17 @@ class AiVisibility:
 def ai_visibility(user: AnyUser, project: Project) -> AiVisibility:
     """Coordinators, admins and reviewers see everything; readers and data managers see what the
     project's `ai_assistance` allows (hidden by default, so free labels are unbiased); non-members
-    nothing. Reader studies will decide per arm instead (studies app)."""
+    nothing. Whoever reads in an open reader study of the project (whatever their role) sees no
+    model output outside the study's own endpoints, which give it per arm (studies/reading.py):
+    otherwise a blinded arm could be read beside the free-labelling predictions."""
     role = role_in_project(user, project)
     if role is None:
+        return AiVisibility(prediction=False, cam=False)
+    from studies.models import ReaderStudy, StudyReader
+
+    if StudyReader.objects.filter(
+        user_id=cast(int, user.pk), study__project=project, study__status=ReaderStudy.Status.OPEN
+    ).exists():
         return AiVisibility(prediction=False, cam=False)
     if role in AI_ALWAYS_VISIBLE_ROLES:
         return AiVisibility(prediction=True, cam=True)

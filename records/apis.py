@@ -47,6 +47,7 @@ from records.selectors import (
     frames_visible_to,
     patients_visible_to,
     project_members,
+    projects_showing_reference_to,
     projects_with_role,
     role_in_project,
     videos_visible_to,
@@ -423,8 +424,26 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(PatientOutputSerializer(patient).data)
 
 
-class ExaminationOutputSerializer(serializers.ModelSerializer[Examination]):
+class HidesReferenceFromReaders:
+    """Blanks `reference_label` / `reference_source` unless the object's project is in the
+    serializer context's `reference_projects` (records.selectors.projects_showing_reference_to)."""
+
+    reference_fields = ("reference_label", "reference_source")
+
+    def hide_reference(self, data: dict[str, Any], project_id: int) -> dict[str, Any]:
+        allowed = getattr(self, "context", {}).get("reference_projects")
+        if allowed is not None and project_id not in allowed:
+            for name in self.reference_fields:
+                if name in data:
+                    data[name] = ""
+        return data
+
+
+class ExaminationOutputSerializer(HidesReferenceFromReaders, serializers.ModelSerializer[Examination]):
     project = serializers.IntegerField(source="patient.project_id", read_only=True)
+
+    def to_representation(self, instance: Examination) -> dict[str, Any]:
+        return self.hide_reference(dict(super().to_representation(instance)), instance.patient.project_id)
 
     class Meta:
         model = Examination
@@ -459,6 +478,11 @@ class ExaminationViewSet(
 
     def get_queryset(self) -> QuerySet[Examination]:
         return examinations_visible_to(self.request.user).select_related("patient")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["reference_projects"] = projects_showing_reference_to(self.request.user)
+        return context
 
     @extend_schema(
         request=ExaminationUpdateInputSerializer,
@@ -509,7 +533,7 @@ class VideoViewSet(viewsets.ReadOnlyModelViewSet[Video]):
         return videos_visible_to(self.request.user)
 
 
-class FrameOutputSerializer(serializers.ModelSerializer[Frame]):
+class FrameOutputSerializer(HidesReferenceFromReaders, serializers.ModelSerializer[Frame]):
     crop_box = serializers.ListField(
         child=serializers.IntegerField(),
         min_length=4,
@@ -520,6 +544,10 @@ class FrameOutputSerializer(serializers.ModelSerializer[Frame]):
     )
     image_url = serializers.HyperlinkedIdentityField(view_name="frame-image", read_only=True)
     preview_url = serializers.HyperlinkedIdentityField(view_name="frame-preview", read_only=True)
+
+    def to_representation(self, instance: Frame) -> dict[str, Any]:
+        data = dict(super().to_representation(instance))
+        return self.hide_reference(data, instance.examination.patient.project_id)
 
     class Meta:
         model = Frame
@@ -630,7 +658,12 @@ class FrameViewSet(viewsets.ReadOnlyModelViewSet[Frame]):
     filterset_class = FrameFilter
 
     def get_queryset(self) -> QuerySet[Frame]:
-        return frames_visible_to(self.request.user)
+        return frames_visible_to(self.request.user).select_related("examination__patient")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["reference_projects"] = projects_showing_reference_to(self.request.user)
+        return context
 
     @_image_schema("image/png", "full-resolution image")
     @action(**_FILE_ACTION)

@@ -59,3 +59,34 @@ def projects_with_role(user: AnyUser) -> QuerySet[Project]:
 
 def project_members(project: Project) -> QuerySet[ProjectMembership]:
     return ProjectMembership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+REFERENCE_VIEWER_ROLES = frozenset(
+    {
+        ProjectMembership.Role.COORDINATOR,
+        ProjectMembership.Role.ADMIN,
+        ProjectMembership.Role.DATA_MANAGER,
+        ProjectMembership.Role.REVIEWER,
+    }
+)
+
+
+def projects_showing_reference_to(user: AnyUser) -> set[int]:
+    """Ids of the projects whose reference standard (histopathology) the user may see: those where
+    they curate data (coordinator, admin, data manager, reviewer; a superuser everywhere), minus
+    those where they read in an open reader study. Readers never see it: it would bias their
+    labels, and a study reader must be blind to it (the API, not the page, enforces that)."""
+    if not user.is_authenticated:
+        return set()
+    from studies.models import ReaderStudy, StudyReader
+
+    if getattr(user, "is_superuser", False):
+        curated = set(Project.objects.values_list("pk", flat=True))
+    else:
+        curated = set(
+            ProjectMembership.objects.filter(user=user, role__in=REFERENCE_VIEWER_ROLES).values_list(
+                "project_id", flat=True
+            )
+        )
+    reading = StudyReader.objects.filter(user_id=user.pk, study__status=ReaderStudy.Status.OPEN)
+    return curated - set(reading.values_list("study__project_id", flat=True))

@@ -8,23 +8,37 @@ the cases' reference standard. A study outside the caller's reach is a 404.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotations.models import LabelTask
-from records.apis import require_role
+from inference.apis import PredictionOutputSerializer
+from inference.models import Prediction
+from records.apis import IgnoreAcceptNegotiation, require_role, serve_content_addressed
 from records.models import Project
 from records.selectors import projects_visible_to
-from studies.models import ReaderStudy, ReadingSession, StudyArm, StudyCase, StudyReader
+from studies.models import ReaderStudy, Reading, ReadingSession, StudyArm, StudyCase, StudyReader
+from studies.reading import (
+    Answer,
+    CaseView,
+    ReadingRefused,
+    case_predictions,
+    case_view,
+    reading_submit,
+    study_lock,
+    study_progress,
+)
 from studies.selectors import (
     STUDY_MANAGER_ROLES,
     sessions_of_reader,
@@ -59,10 +73,17 @@ class StudyConflict(APIException):
 
 
 def _design_call(call: Any) -> Any:
-    """Run a design service, turning its refusals into 409 (frozen) or 400 (wrong input)."""
+    """Run a study service, turning its refusals into 409 (frozen, out of turn, not available yet)
+    or 400 (wrong input, on the field it names)."""
     try:
         return call()
     except StudyFrozen as exc:
+        raise StudyConflict(exc.message) from exc
+    except ReadingRefused as exc:
+        if exc.conflict:
+            raise StudyConflict(exc.message) from exc
+        raise ValidationError({exc.field: [exc.message]}) from exc
+    except SessionNotAvailable as exc:
         raise StudyConflict(exc.message) from exc
     except StudyDesignError as exc:
         raise ValidationError({"detail": exc.message}) from exc
@@ -249,6 +270,155 @@ def _sessions(queryset: QuerySet[ReadingSession]) -> QuerySet[ReadingSession]:
     )
 
 
+class ReadingOutputSerializer(serializers.ModelSerializer[Reading]):
+    question = serializers.CharField(source="question.task.key", read_only=True)
+
+    class Meta:
+        model = Reading
+        fields = [
+            "id",
+            "case",
+            "question",
+            "phase",
+            "value",
+            "confidence",
+            "time_ms",
+            "ai_shown",
+            "cam_visible_ms",
+            "version",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class StudyReadingOutputSerializer(ReadingOutputSerializer):
+    """A reading for the coordinator: who read it, in which arm and period, and the prediction shown."""
+
+    reader = serializers.IntegerField(source="session.reader.user_id", read_only=True)
+    reader_username = serializers.CharField(source="session.reader.user.username", read_only=True)
+    arm = serializers.CharField(source="session.arm.name", read_only=True)
+    period = serializers.IntegerField(source="session.period", read_only=True)
+
+    class Meta(ReadingOutputSerializer.Meta):
+        fields = [
+            *ReadingOutputSerializer.Meta.fields,
+            "reader",
+            "reader_username",
+            "arm",
+            "period",
+            "prediction",
+        ]
+        read_only_fields = fields
+
+
+class CaseFrameSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    crop_box = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+    image_url = serializers.CharField()
+    preview_url = serializers.CharField()
+
+
+class QuestionChoiceSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    color = serializers.CharField()
+    hotkey = serializers.CharField()
+
+
+class CaseQuestionSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    ask_confidence = serializers.BooleanField()
+    choices = QuestionChoiceSerializer(many=True)
+
+
+class CaseViewOutputSerializer(serializers.Serializer[Any]):
+    """What a reader gets for a case: never its reference standard nor another reader's answer."""
+
+    position = serializers.IntegerField()
+    current_position = serializers.IntegerField(allow_null=True)
+    case_count = serializers.IntegerField()
+    case = serializers.IntegerField()
+    is_training = serializers.BooleanField()
+    arm = ArmSerializer()
+    frames = CaseFrameSerializer(many=True)
+    questions = CaseQuestionSerializer(many=True)
+    readings = ReadingOutputSerializer(many=True)
+    ai_available = serializers.BooleanField()
+    ai_unavailable_reason = serializers.CharField()
+    allow_navigation = serializers.BooleanField()
+    allow_answer_changes = serializers.BooleanField()
+
+
+class ReadingInputSerializer(serializers.Serializer[Any]):
+    question = serializers.CharField(help_text="The question's label task key.")
+    phase = serializers.ChoiceField(choices=Reading.Phase.choices, default=Reading.Phase.FIRST)
+    value = serializers.CharField(max_length=50)
+    confidence = serializers.IntegerField(required=False, allow_null=True, default=None)
+    time_ms = serializers.IntegerField(min_value=0)
+    ai_shown = serializers.BooleanField(default=False)
+    cam_visible_ms = serializers.IntegerField(min_value=0, default=0)
+
+
+class ProgressOutputSerializer(serializers.Serializer[Any]):
+    session = serializers.IntegerField(source="session.pk")
+    reader = serializers.IntegerField(source="session.reader.user_id")
+    reader_username = serializers.CharField(source="session.reader.user.username")
+    arm = serializers.CharField(source="session.arm.name")
+    period = serializers.IntegerField(source="session.period")
+    cases_done = serializers.IntegerField()
+    cases_total = serializers.IntegerField()
+    started_at = serializers.DateTimeField(source="session.started_at", allow_null=True)
+    completed_at = serializers.DateTimeField(source="session.completed_at", allow_null=True)
+
+
+def _case_view_body(request: Request, session: ReadingSession, view: CaseView) -> dict[str, Any]:
+    case = view.case
+    frames = [case.frame] if case.frame is not None else list(case.examination.frames.order_by("id")[:200])
+    study = session.reader.study
+    questions = []
+    for question in study.questions.select_related("task").order_by("order", "id"):
+        choices = question.task.choices.filter(is_active=True).order_by("order", "id")
+        questions.append(
+            {
+                "key": question.task.key,
+                "name": question.task.name,
+                "ask_confidence": question.ask_confidence,
+                "choices": [
+                    {"value": c.value, "label": c.label, "color": c.color, "hotkey": c.hotkey}
+                    for c in choices
+                ],
+            }
+        )
+    return {
+        "position": view.position,
+        "current_position": view.current,
+        "case_count": len(session.case_order),
+        "case": case.pk,
+        "is_training": view.is_training,
+        "arm": session.arm,
+        "frames": [
+            {
+                "id": frame.pk,
+                "width": frame.width,
+                "height": frame.height,
+                "crop_box": frame.crop_box,
+                "image_url": request.build_absolute_uri(f"/api/frames/{frame.pk}/image/"),
+                "preview_url": request.build_absolute_uri(f"/api/frames/{frame.pk}/preview/"),
+            }
+            for frame in frames
+        ],
+        "questions": questions,
+        "readings": view.readings,
+        "ai_available": view.ai_available,
+        "ai_unavailable_reason": view.ai_reason,
+        "allow_navigation": study.allow_navigation,
+        "allow_answer_changes": study.allow_answer_changes,
+    }
+
+
 # --- Views ----------------------------------------------------------------------------------------
 
 
@@ -426,6 +596,39 @@ class ReaderStudyViewSet(
         queryset = _sessions(ReadingSession.objects.filter(reader__study=study))
         return Response(SessionOutputSerializer(queryset, many=True).data)
 
+    @extend_schema(
+        responses={200: ProgressOutputSerializer(many=True)},
+        description="Cases answered per reader and arm (coordinators and admins).",
+    )
+    @action(detail=True, methods=["get"])
+    def progress(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        return Response(ProgressOutputSerializer(study_progress(study), many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: StudyOutputSerializer, 409: OpenApiResponse(description="Not open.")},
+        description="Lock the study: its readings become immutable.",
+    )
+    @action(detail=True, methods=["post"])
+    def lock(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        return self._output(_design_call(lambda: study_lock(study=study)))
+
+    @extend_schema(
+        responses={200: StudyReadingOutputSerializer(many=True)},
+        description="Every reading of the study with its reader, arm and period (coordinators and admins).",
+    )
+    @action(detail=True, methods=["get"])
+    def readings(self, request: Request, pk: str) -> Response:
+        study = self._managed(pk)
+        rows = (
+            Reading.objects.filter(session__reader__study=study)
+            .select_related("question__task", "session__reader__user", "session__arm")
+            .order_by("session__reader__position", "session__period", "case_id", "question__order", "phase")
+        )
+        return Response(StudyReadingOutputSerializer(rows, many=True).data)
+
 
 @extend_schema_view(
     list=extend_schema(description="The caller's own reading sessions, with whether each may start now."),
@@ -438,6 +641,104 @@ class ReadingSessionViewSet(
 
     def get_queryset(self) -> QuerySet[ReadingSession]:
         return _sessions(sessions_of_reader(self.request.user))
+
+    def _own(self, pk: str) -> ReadingSession:
+        session = self.get_queryset().filter(pk=pk).first()
+        if session is None:
+            raise Http404("No such reading session.")
+        return session
+
+    @extend_schema(
+        responses={200: CaseViewOutputSerializer, 409: OpenApiResponse(description="Out of turn.")},
+        description=(
+            "The case at `position` of the session (starting the session, which enforces the washout): "
+            "its frames, the questions and the caller's own answers; never the reference standard."
+        ),
+    )
+    @action(detail=True, methods=["get"], url_path=r"cases/(?P<position>[0-9]+)")
+    def case(self, request: Request, pk: str, position: str) -> Response:
+        session = self._own(pk)
+        view = _design_call(lambda: case_view(session=session, position=int(position)))
+        session.refresh_from_db()
+        return Response(CaseViewOutputSerializer(_case_view_body(request, session, view)).data)
+
+    @extend_schema(
+        request=ReadingInputSerializer,
+        responses={200: ReadingOutputSerializer, 201: ReadingOutputSerializer},
+        description=(
+            "Answer one question of the case at `position`. 409 for a locked study, a case out of turn, "
+            "a changed answer where changes are not allowed, or a sequential answer in the wrong phase."
+        ),
+    )
+    @action(detail=True, methods=["put"], url_path=r"cases/(?P<position>[0-9]+)/readings")
+    def answer(self, request: Request, pk: str, position: str) -> Response:
+        session = self._own(pk)
+        serializer = ReadingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        answer = Answer(
+            question_key=data["question"],
+            value=data["value"],
+            confidence=data["confidence"],
+            time_ms=data["time_ms"],
+            phase=data["phase"],
+            ai_shown=data["ai_shown"],
+            cam_visible_ms=data["cam_visible_ms"],
+        )
+        reading, created = _design_call(
+            lambda: reading_submit(session=session, position=int(position), answer=answer)
+        )
+        return Response(
+            ReadingOutputSerializer(reading).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        responses={200: PredictionOutputSerializer(many=True)},
+        description=(
+            "The AI for the case where the arm shows it (in a sequential arm only after the first "
+            "answers); `cam_url` only in a prediction + CAM arm. 403 in an unaided arm."
+        ),
+    )
+    @action(detail=True, methods=["get"], url_path=r"cases/(?P<position>[0-9]+)/ai")
+    def ai(self, request: Request, pk: str, position: str) -> Response:
+        session = self._own(pk)
+        if session.arm.assistance == StudyArm.Assistance.UNAIDED:
+            raise PermissionDenied("This arm is read without AI.")
+        view = _design_call(lambda: case_view(session=session, position=int(position)))
+        predictions = _design_call(lambda: case_predictions(session=session, case=view.case))
+        show_cam = session.arm.assistance == StudyArm.Assistance.PREDICTION_AND_CAM
+        rows = PredictionOutputSerializer(
+            predictions, many=True, context={"request": request, "cam_visible": show_cam}
+        ).data
+        for row in rows:
+            if row["cam_url"]:
+                row["cam_url"] = request.build_absolute_uri(
+                    f"/api/reading-sessions/{session.pk}/cases/{position}/cam/{row['id']}/"
+                )
+        return Response(rows)
+
+    @extend_schema(
+        responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The CAM.")},
+        description="The CAM of a prediction shown for the case, in a prediction + CAM arm only.",
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"cases/(?P<position>[0-9]+)/cam/(?P<prediction_id>[0-9]+)",
+        content_negotiation_class=IgnoreAcceptNegotiation,
+    )
+    def cam(self, request: Request, pk: str, position: str, prediction_id: str) -> HttpResponseBase:
+        session = self._own(pk)
+        if session.arm.assistance != StudyArm.Assistance.PREDICTION_AND_CAM:
+            raise PermissionDenied("This arm shows no CAM.")
+        view = _design_call(lambda: case_view(session=session, position=int(position)))
+        if not view.ai_available:
+            raise PermissionDenied(view.ai_reason)
+        prediction = Prediction.objects.filter(pk=prediction_id, frame_id=view.case.frame_id).first()
+        if prediction is None or not prediction.cam_file:
+            raise Http404("No such CAM for this case.")
+        return serve_content_addressed(request, prediction.cam_file, f"{Path(prediction.cam_file).stem}-cam")
 
     @extend_schema(
         request=None,

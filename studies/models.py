@@ -3,8 +3,8 @@ standard, readers) and the reading sessions generated from it when the study ope
 
 A study is edited while it is a draft. Opening it freezes the design and generates one
 `ReadingSession` per reader and arm, each with its own randomised case order drawn from the
-study's stored seed, so the schedule can be reproduced and audited. Readings (answers) arrive in a
-later step of the reader-study issue.
+study's stored seed, so the schedule can be reproduced and audited. Readers answer in `Reading`s;
+locking the study makes them immutable.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from annotations.models import LabelTask
 from records.models import Examination, Frame, Project
@@ -193,3 +194,44 @@ class ReadingSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reader} / {self.arm} (period {self.period})"
+
+
+class Reading(models.Model):
+    """A reader's answer to one question for one case in one session.
+
+    `phase` is `first` in every arm; a sequential arm adds a `revised` answer given after the AI was
+    shown, and the first answer can no longer change once the AI was revealed for the case. What the
+    reader was exposed to is kept with the answer: whether AI output was shown, how long the CAM was
+    visible, and which prediction was shown. Every change is in the audit history."""
+
+    class Phase(models.TextChoices):
+        FIRST = "first", "First answer"
+        REVISED = "revised", "Revised answer after the AI was shown (sequential arms)"
+
+    session = models.ForeignKey(ReadingSession, on_delete=models.CASCADE, related_name="readings")
+    case = models.ForeignKey(StudyCase, on_delete=models.CASCADE, related_name="readings")
+    question = models.ForeignKey(StudyQuestion, on_delete=models.CASCADE, related_name="readings")
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.FIRST)
+    value = models.SlugField(max_length=50)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    time_ms = models.PositiveIntegerField(help_text="Active reading time of the case (idle time excluded).")
+    ai_shown = models.BooleanField(default=False)
+    cam_visible_ms = models.PositiveIntegerField(default=0)
+    prediction = models.ForeignKey(
+        "inference.Prediction", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "case", "question", "phase"], name="reading_unique_answer"
+            )
+        ]
+        ordering = ["session", "case", "question", "phase"]
+
+    def __str__(self) -> str:
+        return f"{self.session} / case {self.case_id} / {self.phase}"

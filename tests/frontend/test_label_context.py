@@ -266,7 +266,7 @@ def test_a_page_of_frames_costs_the_same_few_queries_whatever_its_length(
         return len(queries)
 
     assert count(many[:1]) == count(many)
-    # session + user, frames, the caller's role, predictions (with their versions, tasks and gates),
-    # tasks with an active model
-    with django_assert_max_num_queries(6):
+    # session + user, frames, the caller's role, whether they read in an open study (blinded),
+    # predictions (with their versions, tasks and gates), tasks with an active model
+    with django_assert_max_num_queries(7):
         client.get("/api/label-context/", {"frames": ",".join(str(f.pk) for f in many)})
