@@ -8,7 +8,7 @@ decide what a member may do beyond reading (403).
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -430,9 +430,11 @@ class HidesReferenceFromReaders:
 
     reference_fields = ("reference_label", "reference_source")
 
-    def hide_reference(self, data: dict[str, Any], project_id: int) -> dict[str, Any]:
+    def hide_reference(self, data: dict[str, Any], project_id: Callable[[], int]) -> dict[str, Any]:
+        # `project_id` is only called where hiding was asked for: serializers reused without the
+        # context (e.g. the work queue's frames, which carry no reference) cost no extra query.
         allowed = getattr(self, "context", {}).get("reference_projects")
-        if allowed is not None and project_id not in allowed:
+        if allowed is not None and project_id() not in allowed:
             for name in self.reference_fields:
                 if name in data:
                     data[name] = ""
@@ -443,7 +445,8 @@ class ExaminationOutputSerializer(HidesReferenceFromReaders, serializers.ModelSe
     project = serializers.IntegerField(source="patient.project_id", read_only=True)
 
     def to_representation(self, instance: Examination) -> dict[str, Any]:
-        return self.hide_reference(dict(super().to_representation(instance)), instance.patient.project_id)
+        data = dict(super().to_representation(instance))
+        return self.hide_reference(data, lambda: instance.patient.project_id)
 
     class Meta:
         model = Examination
@@ -547,7 +550,7 @@ class FrameOutputSerializer(HidesReferenceFromReaders, serializers.ModelSerializ
 
     def to_representation(self, instance: Frame) -> dict[str, Any]:
         data = dict(super().to_representation(instance))
-        return self.hide_reference(data, instance.examination.patient.project_id)
+        return self.hide_reference(data, lambda: instance.examination.patient.project_id)
 
     class Meta:
         model = Frame
