@@ -196,7 +196,7 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray((values >> shift).astype(np.uint8), mode="L")
 
 
-def prepare_image(image: Image.Image, *, crop: bool) -> PreparedFrame:
+def prepare_image(image: Image.Image, *, crop: bool, decoded_video_frame: bool = False) -> PreparedFrame:
     """Orient, normalise, re-encode (dropping EXIF, ICC and text chunks), hash and store.
 
     The file is written into content-addressed storage here (writes are atomic and idempotent), so
@@ -207,8 +207,10 @@ def prepare_image(image: Image.Image, *, crop: bool) -> PreparedFrame:
     frame available for labelling.
     """
     # exif_transpose always returns a new image (a plain copy when there is nothing to rotate), so
-    # the source image is never modified and `clean` below is ours to change.
-    clean = normalise_mode(ImageOps.exif_transpose(image))
+    # the source image is never modified and `clean` below is ours to change. A frame decoded from a
+    # video is a new L or RGB image without EXIF (video.DecodedFrame.image): nothing to orient or copy
+    # (0.2 ms of a video frame's 2 ms of work).
+    clean = image if decoded_video_frame else normalise_mode(ImageOps.exif_transpose(image))
     # The PNG encoder copies an ICC profile and transparency from .info; an empty .info means nothing
     # of the source's metadata (EXIF, ICC, text chunks, DPI) can reach the stored file.
     clean.info = {}
@@ -217,7 +219,7 @@ def prepare_image(image: Image.Image, *, crop: bool) -> PreparedFrame:
     preview_width, preview_height = preview_size(clean.width, clean.height)
 
     file = media.content_path("frames", sha256, ".png")
-    created = [file] if media.write_atomic(file, data) else []
+    created = [file] if media.save_bytes(file, data) else []
     return PreparedFrame(
         sha256=sha256,
         file=file,

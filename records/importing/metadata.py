@@ -182,6 +182,10 @@ def parse_rows(rows: Iterable[list[Any]]) -> Metadata:
         cells = {name: values[position] for position, name in columns.items() if position < len(values)}
         if all(_text(value) == "" for value in cells.values()):
             continue
+        if any("\x00" in _text(value) for value in cells.values()):
+            # PostgreSQL cannot store a NUL character: such a cell would fail the import's writes.
+            result.errors.append(f"row {line}: contains a NUL character, so the row is ignored")
+            continue
         row = MetadataRow(line=line)
         for name, value in cells.items():
             if name == "date":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import stat
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -48,8 +49,9 @@ def safe_member_path(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def extract_zip(archive: Path, target: Path) -> ExtractedArchive:
-    """Extract the regular-file members of `archive` below `target` (which must exist).
+def extract_zip(archive: Path, target: Path, *, only: Collection[str] | None = None) -> ExtractedArchive:
+    """Extract the regular-file members of `archive` below `target` (which must exist); with `only`,
+    just the members of those (relative, '/'-separated) paths, under the same checks.
 
     Refused members are listed in `errors` and never written; the rest are extracted. Raises
     ArchiveRejected when the file is not a zip at all or has more members than allowed.
@@ -72,6 +74,8 @@ def extract_zip(archive: Path, target: Path) -> ExtractedArchive:
                     continue
                 try:
                     relative = safe_member_path(info.filename)
+                    if only is not None and relative.as_posix() not in only:
+                        continue
                     _check_member_header(info, max_member)
                     if relative in written:
                         raise ValueError("a second member with the same name")
