@@ -38,6 +38,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.models import LabelTask
+from config.schema import PATH_ID
 from inference.ml.errors import MlError, PreprocessingError
 from inference.models import ModelVersion, Prediction, TaskGate
 from inference.ondemand import (
@@ -152,6 +153,20 @@ class ModelVersionCreateInputSerializer(serializers.Serializer[Any]):
     )
 
 
+class ActivateInputSerializer(serializers.Serializer[Any]):
+    rescore = serializers.BooleanField(
+        default=False, help_text="Also queue a re-score of the project's frames with this version."
+    )
+
+
+class ActivateOutputSerializer(ModelVersionOutputSerializer):
+    rescore_job = JobOutputSerializer(allow_null=True, read_only=True)
+
+    class Meta(ModelVersionOutputSerializer.Meta):
+        fields = [*ModelVersionOutputSerializer.Meta.fields, "rescore_job"]
+        read_only_fields = fields
+
+
 class RescoreInputSerializer(serializers.Serializer[Any]):
     examinations = serializers.ListField(
         child=serializers.IntegerField(),
@@ -188,7 +203,11 @@ class ModelVersionViewSet(
         operation_id="model_versions_create",
         tags=["inference"],
         request={"multipart/form-data": ModelVersionCreateInputSerializer},
-        responses={201: ModelVersionOutputSerializer, 400: OpenApiResponse(description="Refused file.")},
+        responses={
+            201: ModelVersionOutputSerializer,
+            400: OpenApiResponse(description="Refused file."),
+            404: OpenApiResponse(description="No such project or task among the caller's projects."),
+        },
         description=(
             "Register a model file as a candidate version of a label task (coordinators and admins). "
             "The file is checked (safetensors with CLEAR metadata, tensors of its architecture; "
@@ -228,16 +247,26 @@ class ModelVersionViewSet(
     @extend_schema(
         operation_id="model_versions_activate",
         tags=["inference"],
-        request=None,
-        responses={200: ModelVersionOutputSerializer},
-        description="Make this version the active one of its task; the previously active one is retired.",
+        request=ActivateInputSerializer,
+        responses={200: ActivateOutputSerializer},
+        description=(
+            "Make this version the active one of its task; the previously active one is retired. With "
+            "`rescore`, a re-score job of the project's frames is queued too (`rescore_job`)."
+        ),
     )
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def activate(self, request: Request, pk: str) -> Response:
         version = self.get_object()
         require_role(request.user, version.project, MODEL_MANAGER_ROLES, "activate model versions")
+        serializer = ActivateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         version = model_version_activate(model_version=version)
-        return Response(ModelVersionOutputSerializer(version).data)
+        job = None
+        if serializer.validated_data["rescore"]:
+            job = rescore_job_create(model_version=version, created_by=cast(User, request.user))
+        body = dict(ModelVersionOutputSerializer(version).data)
+        body["rescore_job"] = JobOutputSerializer(job).data if job else None
+        return Response(body)
 
     @extend_schema(
         operation_id="model_versions_retire",
@@ -390,11 +419,16 @@ class ModelVersionFlipsApi(APIView):
     @extend_schema(
         operation_id="model_versions_flips",
         tags=["inference"],
-        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH), FlipsQuerySerializer],
+        parameters=[OpenApiParameter("id", PATH_ID, OpenApiParameter.PATH), FlipsQuerySerializer],
         responses={
             200: FlipsOutputSerializer,
             400: OpenApiResponse(description="`against` is missing, unknown or of another task."),
-            403: OpenApiResponse(description="Not a coordinator, admin or reviewer of the project."),
+            403: OpenApiResponse(
+                description=(
+                    "Not a coordinator, admin or reviewer of the project, or one who reads in an open "
+                    "reader study of it (model output is hidden from study readers)."
+                )
+            ),
             404: OpenApiResponse(description="No such version in the caller's projects."),
         },
         description=(
@@ -408,6 +442,9 @@ class ModelVersionFlipsApi(APIView):
         if version is None:
             raise Http404("No such model version.")
         require_role(request.user, version.project, PREDICTION_VIEWER_ROLES, "compare model predictions")
+        # The flips are predictions: hidden, like all model output, from whoever reads in an open
+        # study of the project, whatever their role (selectors.ai_visibility).
+        require_ai_visible(request.user, version.project)
         query = FlipsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         against = model_versions_visible_to(request.user).filter(pk=query.validated_data["against"]).first()
@@ -544,6 +581,7 @@ class TaskGateViewSet(
             201: TaskGateOutputSerializer,
             400: OpenApiResponse(description="Refused gate; the field at fault names the reason."),
             403: OpenApiResponse(description="Not a coordinator or admin of the project."),
+            404: OpenApiResponse(description="No such project among the caller's projects."),
         },
         description=(
             "Gate a task by another (coordinators and admins): the task is then predicted only for "

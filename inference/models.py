@@ -147,3 +147,95 @@ class TaskGate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} gated by {self.gate_task.key} in {self.diagnostic_values}"
+
+
+class TrainingRun(models.Model):
+    """A model trained in the background from a project's labels: its settings, the frozen list of
+    frames and labels it learnt from (the dataset snapshot), the patient-grouped evaluation per fold
+    and over all folds, the training curves, and the candidate model version it produced.
+
+    Progress, cancellation and errors live on its Job (kind inference.train, queue gpu)."""
+
+    class LabelSource(models.TextChoices):
+        ADJUDICATED = "adjudicated", "Adjudicated expert labels (else the annotators' agreed label)"
+        MAJORITY = "majority", "Majority of the annotators (ties left out)"
+        REFERENCE = "reference", "Reference standard (e.g. histopathology)"
+        EXPORT = "export", "An export snapshot's frames and labels"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    task = models.ForeignKey(LabelTask, on_delete=models.PROTECT, related_name="training_runs")
+    name = models.CharField(max_length=200)
+    label_source = models.CharField(max_length=16, choices=LabelSource.choices)
+    config = models.JSONField(help_text="The training settings (inference.ml.training.TrainingConfig).")
+    evaluation = models.JSONField(help_text="The patient-grouped evaluation scheme (annotations.splits).")
+    positive = models.CharField(max_length=50, blank=True, help_text="The positive class of a binary task.")
+    synthetic = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Synthetic bad-quality frames made from good ones (quality tasks).",
+    )
+    labels = models.JSONField(default=list, help_text="The classes, in model output order.")
+    dataset = models.JSONField(
+        default=list, help_text="[frame id, label] of every frame learnt from, frozen when the run was made."
+    )
+    dataset_snapshot_id = models.CharField(
+        max_length=64, help_text="sha256 of the frames' hashes and labels."
+    )
+    dataset_summary = models.JSONField(default=dict, blank=True)
+    export_snapshot = models.ForeignKey(
+        "exports.ExportSnapshot",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="training_runs",
+        help_text="The export snapshot the run learnt from (its hash is the run's dataset snapshot id).",
+    )
+    folds = models.JSONField(
+        default=list, blank=True, help_text="Per fold: patients, metrics, training curve."
+    )
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="Mean and SD of each metric over the folds."
+    )
+    history = models.JSONField(default=list, blank=True, help_text="The final model's training curve.")
+    model_version = models.OneToOneField(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="training_run"
+    )
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="training_run")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.task.key})"
+
+
+class RetrainPolicy(models.Model):
+    """Retrain a task's model once enough new expert labels came in: a periodic check (Celery beat,
+    inference.retrain_check) counts the task's annotations and adjudications made or changed since
+    the last run it started (or since the policy was made) and, at `min_new_labels`, starts a run
+    with the settings of `template`. Never while a run of the task is queued or running."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="retrain_policies")
+    task = models.OneToOneField(LabelTask, on_delete=models.CASCADE, related_name="retrain_policy")
+    template = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="+")
+    min_new_labels = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+    last_run = models.ForeignKey(
+        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"retrain {self.task.key} after {self.min_new_labels} new labels"

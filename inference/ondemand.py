@@ -88,7 +88,7 @@ class ModelCache:
                     return cached
             _limit_torch_threads()
             device = select_device()
-            loaded = load_model_file(media.absolute(version.file), device=device)
+            loaded = load_model_file(media.cached_local_path(version.file), device=device)
             cached = _CachedModel(loaded=loaded, device=device, lock=threading.Lock())
             with self._lock:
                 self._models[key] = cached
@@ -166,6 +166,11 @@ def _current(frame: Frame, version: ModelVersion, gate: Gate | None) -> Predicti
     return with_prediction_details(current_rows(version, gate).filter(frame_id=frame.pk)).first()
 
 
+def stored_prediction_with(*, frame: Frame, version: ModelVersion, gate: Gate | None) -> Prediction | None:
+    """The frame's current prediction by `version` under `gate`, if one is stored."""
+    return _current(frame, version, gate)
+
+
 def stored_frame_prediction(*, frame: Frame, task: LabelTask) -> Prediction | None:
     """The frame's current prediction by the task's active version, if one is stored.
     NoActiveVersion or scoring.GateUnavailable when the task cannot be predicted now."""
@@ -182,8 +187,14 @@ def predict_frame_on_demand(*, frame: Frame, task: LabelTask) -> Prediction:
     active version.
     """
     version, gate = _version_and_gate(task)
-    if not Frame.objects.filter(pk=frame.pk, examination__patient__project_id=task.project_id).exists():
-        raise ValueError("the task belongs to another project than the frame")
+    return predict_frame_with(frame=frame, version=version, gate=gate)
+
+
+def predict_frame_with(*, frame: Frame, version: ModelVersion, gate: Gate | None) -> Prediction:
+    """As predict_frame_on_demand, with a given version and gate instead of the task's active ones
+    (a reader study shows the versions frozen when it opened)."""
+    if not Frame.objects.filter(pk=frame.pk, examination__patient__project_id=version.project_id).exists():
+        raise ValueError("the model version belongs to another project than the frame")
     runner = _CachedModels()
     # Twice at most: the first attempt can leave the frame unscored only when a concurrent writer
     # stored a different gate answer meanwhile (score_and_store leaves such a frame out); the

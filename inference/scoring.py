@@ -135,7 +135,7 @@ class ModelRunner(Protocol):
 def open_frame_images(frames: Sequence[Frame]) -> list[Image.Image]:
     images: list[Image.Image] = []
     for frame in frames:
-        with Image.open(media.absolute(frame.file)) as image:
+        with media.open_file(frame.file) as handle, Image.open(handle) as image:
             image.load()
             images.append(image)
     return images
@@ -144,7 +144,7 @@ def open_frame_images(frames: Sequence[Frame]) -> list[Image.Image]:
 def _stored_row(frame: Frame, version: ModelVersion, output: FrameOutput) -> Prediction:
     """A prediction row for `output`, its CAM file written (content-addressed, atomically) first."""
     cam_file = media.content_path("cams", hashlib.sha256(output.cam_png).hexdigest(), ".png")
-    media.write_atomic(cam_file, output.cam_png)
+    media.save_bytes(cam_file, output.cam_png)
     return Prediction(
         frame_id=frame.pk,
         model_version_id=version.pk,

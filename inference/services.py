@@ -21,7 +21,7 @@ from PIL import Image
 
 from annotations.models import LabelTask
 from inference.ml.errors import ModelFileError
-from inference.ml.model_files import LoadedModel, file_sha256, load_model_file, validate_model_file
+from inference.ml.model_files import LoadedModel, load_model_file, validate_model_file
 from inference.ml.predict import select_device
 from inference.ml.preprocessing import CropBox
 from inference.models import ModelVersion, Prediction, TaskGate
@@ -82,10 +82,11 @@ def model_version_register(
             f"({existing.name!r})."
         )
     relative = model_file_path(info.sha256)
-    # Copied in chunks (weights can be hundreds of MB) to a temporary name and renamed into place;
-    # a file already there (the same model in another project) is content-addressed and reused.
-    created = media.copy_file_atomic(relative, Path(uploaded_path))
-    if created and file_sha256(media.absolute(relative)) != info.sha256:
+    # Stored in chunks (weights can be hundreds of MB), atomically; a file already there (the same
+    # model in another project) is content-addressed and reused. The stored bytes are hashed again:
+    # the upload could have changed between the check and the copy.
+    created = media.save_file(relative, Path(uploaded_path))
+    if created and media.sha256(relative) != info.sha256:
         media.delete(relative)
         raise ModelVersionRejected("The model file changed while it was being checked.")
     try:
@@ -247,7 +248,7 @@ class _JobModels:
             self.device = select_device()
         loaded = self.loaded.get(version.pk)
         if loaded is None:
-            loaded = load_model_file(media.absolute(version.file), device=self.device)
+            loaded = load_model_file(media.cached_local_path(version.file), device=self.device)
             self.loaded[version.pk] = loaded
         return run_model(
             loaded, version.labels, images, crop_boxes, device=self.device, batch_size=self.batch_size

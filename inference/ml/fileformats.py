@@ -119,6 +119,9 @@ def parse_safetensors_header(data: bytes, total_size: int) -> SafetensorsHeader:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"its safetensors header is not valid JSON ({exc})", kind="damaged") from exc
+    except RecursionError as exc:
+        # A crafted header of thousands of nested brackets exhausts the parser's stack.
+        raise FormatError("its safetensors header nests too deeply", kind="damaged") from exc
     if not isinstance(header, dict):
         raise FormatError("its safetensors header is not a JSON object", kind="damaged")
 

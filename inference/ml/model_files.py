@@ -211,7 +211,7 @@ def _field(header: Mapping[str, str], key: str, parse: Any) -> Any:
         raise ModelFileError(f"its metadata lacks {key!r}", code="metadata")
     try:
         return parse(header[key])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise ModelFileError(
             f"its metadata {key!r} is invalid ({header[key]!r}): {exc}", code="metadata"
         ) from exc

@@ -204,6 +204,14 @@ def test_a_truncated_file_is_damaged(tmp_path: Path) -> None:
     _expect(path, "damaged", "damaged safetensors file: the file is cut off")
 
 
+def test_a_header_nested_too_deeply_is_damaged_not_a_crash(tmp_path: Path) -> None:
+    nested = ("[" * 100_000 + "]" * 100_000).encode()
+    body = b'{"w": ' + nested + b"}"
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(len(body).to_bytes(8, "little") + body)
+    _expect(path, "damaged", "nests too deeply")
+
+
 def test_plain_safetensors_without_clear_metadata(tmp_path: Path) -> None:
     path = _write(tmp_path / "plain.safetensors", _model().module.state_dict(), None)
     _expect(path, "metadata", "has no CLEAR model metadata")
@@ -229,6 +237,7 @@ def test_plain_safetensors_without_clear_metadata(tmp_path: Path) -> None:
         ({"crop_policy": "sometimes"}, "crop_policy 'sometimes'"),
         ({"training_config": "[1, 2]"}, "training_config must be a JSON object"),
         ({"in_chans": "3"}, "input_size has 1 channels but in_chans is 3"),
+        ({"training_config": "[" * 100_000 + "]" * 100_000}, "its metadata 'training_config' is invalid"),
     ],
 )
 def test_invalid_metadata_is_named(tmp_path: Path, changes: dict[str, str | None], message: str) -> None:
