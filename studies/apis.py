@@ -28,13 +28,23 @@ from inference.models import Prediction
 from records.apis import IgnoreAcceptNegotiation, require_role, serve_content_addressed
 from records.models import Project
 from records.selectors import projects_visible_to
-from studies.models import ReaderStudy, Reading, ReadingSession, StudyArm, StudyCase, StudyReader
+from studies.models import (
+    ReaderStudy,
+    Reading,
+    ReadingSession,
+    StudyArm,
+    StudyCase,
+    StudyQuestion,
+    StudyReader,
+)
 from studies.reading import (
     Answer,
     CaseView,
     ReadingRefused,
+    case_frames,
     case_predictions,
     case_view,
+    current_position,
     reading_submit,
     study_lock,
     study_progress,
@@ -97,6 +107,14 @@ class QuestionOutputSerializer(serializers.Serializer[Any]):
     task_key = serializers.CharField(source="task.key")
     task_name = serializers.CharField(source="task.name")
     ask_confidence = serializers.BooleanField()
+    model_version = serializers.IntegerField(
+        source="model_version_id",
+        allow_null=True,
+        help_text="The model version whose AI the AI arms show, frozen when the study opened; null: none.",
+    )
+    gate_version = serializers.IntegerField(
+        source="gate_version_id", allow_null=True, help_text="Its gate's version, frozen likewise."
+    )
 
 
 class ArmSerializer(serializers.ModelSerializer[StudyArm]):
@@ -223,6 +241,9 @@ class SessionOutputSerializer(serializers.ModelSerializer[ReadingSession]):
     available = serializers.SerializerMethodField()
     unavailable_reason = serializers.SerializerMethodField()
     available_from = serializers.SerializerMethodField()
+    current_position = serializers.SerializerMethodField(
+        help_text="The first case not fully answered (where the reader goes on); null once every case is."
+    )
 
     class Meta:
         model = ReadingSession
@@ -241,6 +262,7 @@ class SessionOutputSerializer(serializers.ModelSerializer[ReadingSession]):
             "available",
             "unavailable_reason",
             "available_from",
+            "current_position",
         ]
         read_only_fields = fields
 
@@ -262,6 +284,9 @@ class SessionOutputSerializer(serializers.ModelSerializer[ReadingSession]):
     def get_available_from(self, session: ReadingSession) -> str | None:
         moment = self._availability(session).available_from
         return moment.isoformat() if moment else None
+
+    def get_current_position(self, session: ReadingSession) -> int | None:
+        return current_position(session)
 
 
 def _sessions(queryset: QuerySet[ReadingSession]) -> QuerySet[ReadingSession]:
@@ -376,7 +401,7 @@ class ProgressOutputSerializer(serializers.Serializer[Any]):
 
 def _case_view_body(request: Request, session: ReadingSession, view: CaseView) -> dict[str, Any]:
     case = view.case
-    frames = [case.frame] if case.frame is not None else list(case.examination.frames.order_by("id")[:200])
+    frames = case_frames(case)
     study = session.reader.study
     questions = []
     for question in study.questions.select_related("task").order_by("order", "id"):
@@ -535,7 +560,7 @@ class ReaderStudyViewSet(
             "omitted is taken from the frame's or examination's reference label."
         ),
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def cases(self, request: Request, pk: str) -> Response:
         study = self._managed(pk)
         if request.method == "GET":
@@ -562,7 +587,7 @@ class ReaderStudyViewSet(
             "`group` is the split-plot reader group)."
         ),
     )
-    @action(detail=True, methods=["put"])
+    @action(detail=True, methods=["put"], pagination_class=None)
     def readers(self, request: Request, pk: str) -> Response:
         study = self._managed(pk)
         serializer = ReadersInputSerializer(data=request.data)
@@ -590,7 +615,7 @@ class ReaderStudyViewSet(
         responses={200: SessionOutputSerializer(many=True)},
         description="Every reader's sessions with their progress (coordinators and admins).",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def sessions(self, request: Request, pk: str) -> Response:
         study = self._managed(pk)
         queryset = _sessions(ReadingSession.objects.filter(reader__study=study))
@@ -600,7 +625,7 @@ class ReaderStudyViewSet(
         responses={200: ProgressOutputSerializer(many=True)},
         description="Cases answered per reader and arm (coordinators and admins).",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def progress(self, request: Request, pk: str) -> Response:
         study = self._managed(pk)
         return Response(ProgressOutputSerializer(study_progress(study), many=True).data)
@@ -619,7 +644,7 @@ class ReaderStudyViewSet(
         responses={200: StudyReadingOutputSerializer(many=True)},
         description="Every reading of the study with its reader, arm and period (coordinators and admins).",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def readings(self, request: Request, pk: str) -> Response:
         study = self._managed(pk)
         rows = (
@@ -700,7 +725,7 @@ class ReadingSessionViewSet(
             "answers); `cam_url` only in a prediction + CAM arm. 403 in an unaided arm."
         ),
     )
-    @action(detail=True, methods=["get"], url_path=r"cases/(?P<position>[0-9]+)/ai")
+    @action(detail=True, methods=["get"], url_path=r"cases/(?P<position>[0-9]+)/ai", pagination_class=None)
     def ai(self, request: Request, pk: str, position: str) -> Response:
         session = self._own(pk)
         if session.arm.assistance == StudyArm.Assistance.UNAIDED:
@@ -735,7 +760,15 @@ class ReadingSessionViewSet(
         view = _design_call(lambda: case_view(session=session, position=int(position)))
         if not view.ai_available:
             raise PermissionDenied(view.ai_reason)
-        prediction = Prediction.objects.filter(pk=prediction_id, frame_id=view.case.frame_id).first()
+        # Only a prediction by a model version the study shows (frozen when it opened).
+        shown_versions = StudyQuestion.objects.filter(
+            study_id=session.arm.study_id, model_version__isnull=False
+        ).values("model_version_id")
+        prediction = Prediction.objects.filter(
+            pk=prediction_id,
+            frame_id__in=[frame.pk for frame in case_frames(view.case)],
+            model_version_id__in=shown_versions,
+        ).first()
         if prediction is None or not prediction.cam_file:
             raise Http404("No such CAM for this case.")
         return serve_content_addressed(request, prediction.cam_file, f"{Path(prediction.cam_file).stem}-cam")

@@ -81,6 +81,17 @@ class StudyQuestion(models.Model):
     task = models.ForeignKey(LabelTask, on_delete=models.PROTECT, related_name="study_questions")
     ask_confidence = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)
+    # The AI the readers see, frozen when the study opens (services.study_open): the task's active
+    # model version then and, for a gated task, its gate's version and diagnostic values. A model
+    # promoted or retrained while the study runs changes nothing the readers are shown, so every
+    # reader of an AI arm sees the same model. Null: no AI arm, or the task had no active model.
+    model_version = models.ForeignKey(
+        "inference.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    gate_version = models.ForeignKey(
+        "inference.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    gate_diagnostic_values = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "task"], name="studyquestion_unique_task")]

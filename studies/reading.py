@@ -13,16 +13,20 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from annotations.models import LabelChoice
-from inference.models import Prediction
+from inference.models import ModelVersion, Prediction
+from records.models import Frame
 from studies.models import ReaderStudy, ReadingSession, StudyArm, StudyCase, StudyQuestion
 from studies.models import Reading as ReadingRow
 from studies.services import StudyDesignError, reading_session_start
+
+if TYPE_CHECKING:
+    from inference.scoring import Gate
 
 Phase = ReadingRow.Phase
 Assistance = StudyArm.Assistance
@@ -135,23 +139,80 @@ def _check_navigation(session: ReadingSession, position: int, current: int | Non
 
 
 def case_predictions(*, session: ReadingSession, case: StudyCase) -> list[Prediction]:
-    """The AI shown for `case`: per question task with an active model, the frame's prediction
-    (stored, or computed on demand and stored). Refused where the arm withholds it."""
+    """The AI shown for `case`, per question with a frozen model version (see _frozen_ai): a frame
+    case's prediction (stored, or computed on demand and stored); an examination case's stored
+    predictions of its shown frames (case_frames), refused (409) until all are stored. Refused where
+    the arm withholds the AI."""
     available, reason = ai_availability(session, case)
     if not available:
         raise ReadingRefused(reason, conflict=session.arm.assistance != Assistance.UNAIDED)
-    if case.frame is None:
-        return []
-    from inference.ondemand import NoActiveVersion, predict_frame_on_demand
-    from inference.scoring import GateUnavailable
+    from inference.ondemand import predict_frame_with
+    from inference.scoring import current_rows
+    from inference.selectors import with_prediction_details
 
-    predictions = []
-    for question in StudyQuestion.objects.filter(study_id=session.arm.study_id).select_related("task"):
-        try:
-            predictions.append(predict_frame_on_demand(frame=case.frame, task=question.task))
-        except (NoActiveVersion, GateUnavailable):
+    predictions: list[Prediction] = []
+    for question in _questions_with_ai(session.arm.study_id):
+        version, gate = _frozen_ai(question)
+        if case.frame is not None:
+            predictions.append(predict_frame_with(frame=case.frame, version=version, gate=gate))
             continue
+        # An examination case: the stored predictions of the frames the reader is shown (the
+        # re-score queued when the study opened computes them; see services.study_open).
+        frames = case_frames(case)
+        rows = list(
+            with_prediction_details(current_rows(version, gate).filter(frame_id__in=[f.pk for f in frames]))
+        )
+        if len(rows) < len(frames):
+            raise ReadingRefused(
+                f"The AI for this examination is still being computed ({len(rows)} of {len(frames)} "
+                "frames); try again in a moment.",
+                conflict=True,
+            )
+        predictions.extend(sorted(rows, key=lambda row: row.frame_id))
     return predictions
+
+
+# The frames a reader is shown for an examination case (the first by id), and so the frames whose
+# AI an examination case shows.
+EXAMINATION_CASE_MAX_FRAMES = 200
+
+
+def case_frames(case: StudyCase) -> list[Frame]:
+    if case.frame is not None:
+        return [case.frame]
+    return list(case.examination.frames.order_by("id")[:EXAMINATION_CASE_MAX_FRAMES])
+
+
+def _questions_with_ai(study_id: int) -> list[StudyQuestion]:
+    return list(
+        StudyQuestion.objects.filter(study_id=study_id, model_version__isnull=False).select_related(
+            "task", "model_version", "gate_version"
+        )
+    )
+
+
+def _frozen_ai(question: StudyQuestion) -> tuple[ModelVersion, Gate | None]:
+    """The model version and gate frozen for `question` when the study opened (not the ones active
+    now: see StudyQuestion.model_version)."""
+    from inference.models import TaskGate
+    from inference.scoring import Gate
+
+    assert question.model_version is not None
+    if question.gate_version is None:
+        return question.model_version, None
+    # The task's gate row as it is now if it still exists, else one rebuilt from the frozen values
+    # (never saved): what decides is the frozen gate version and diagnostic values.
+    task_gate = TaskGate.objects.filter(task_id=question.task_id).first() or TaskGate(
+        project_id=question.task.project_id,
+        task_id=question.task_id,
+        gate_task_id=question.gate_version.task_id,
+        diagnostic_values=question.gate_diagnostic_values,
+    )
+    return question.model_version, Gate(
+        task_gate=task_gate,
+        version=question.gate_version,
+        diagnostic_values=frozenset(question.gate_diagnostic_values),
+    )
 
 
 @dataclass(frozen=True)
@@ -188,10 +249,10 @@ def reading_submit(*, session: ReadingSession, position: int, answer: Answer) ->
     if not 0 <= position < len(locked.case_order):
         raise ReadingRefused(f"The session has cases 0 to {len(locked.case_order) - 1}.", field="position")
     _check_navigation(locked, position, current_position(locked))
-    case = StudyCase.objects.get(pk=locked.case_order[position])
+    case = StudyCase.objects.select_related("frame").get(pk=locked.case_order[position])
     question = (
         StudyQuestion.objects.filter(study=study, task__key=answer.question_key)
-        .select_related("task")
+        .select_related("task", "model_version", "gate_version")
         .first()
     )
     if question is None:
@@ -206,14 +267,11 @@ def reading_submit(*, session: ReadingSession, position: int, answer: Answer) ->
         )
     _check_exposure(locked.arm, answer)
     prediction = None
-    if answer.ai_shown and case.frame_id is not None:
-        prediction = (
-            Prediction.objects.filter(
-                frame_id=case.frame_id, task_id=question.task_id, model_version__status="active"
-            )
-            .order_by("-id")
-            .first()
-        )
+    if answer.ai_shown and case.frame is not None and question.model_version_id is not None:
+        from inference.ondemand import stored_prediction_with
+
+        version, gate = _frozen_ai(question)
+        prediction = stored_prediction_with(frame=case.frame, version=version, gate=gate)
     fields: dict[str, Any] = {
         "value": answer.value,
         "confidence": answer.confidence,

@@ -32,9 +32,13 @@ def studies_managed_by(user: AnyUser) -> QuerySet[ReaderStudy]:
 
 
 def studies_visible_to(user: AnyUser) -> QuerySet[ReaderStudy]:
-    """Studies the user manages, plus the non-draft ones they read in."""
+    """Studies the user manages, plus the non-draft ones they read in (a superuser: every study)."""
     if not user.is_authenticated:
         return ReaderStudy.objects.none()
+    if getattr(user, "is_superuser", False):
+        # Not through _managed_projects_filter: its empty Q() would vanish from the OR below
+        # (Q() | reading == reading) and leave a superuser only the studies they read in.
+        return ReaderStudy.objects.all()
     reading = Q(readers__user=user) & ~Q(status=ReaderStudy.Status.DRAFT)
     return ReaderStudy.objects.filter(_managed_projects_filter(user) | reading).distinct()
 

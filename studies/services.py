@@ -393,10 +393,53 @@ def study_open(*, study: ReaderStudy) -> ReaderStudy:
                 )
             )
     ReadingSession.objects.bulk_create(sessions)
+    if any(arm.assistance != StudyArm.Assistance.UNAIDED for arm in arms):
+        _freeze_study_ai(locked)
+        if locked.case_unit == ReaderStudy.CaseUnit.EXAMINATION:
+            _prescore_examination_cases(locked, cases)
     locked.status = ReaderStudy.Status.OPEN
     locked.opened_at = timezone.now()
     locked.save(update_fields=["status", "opened_at"])
     return locked
+
+
+def _freeze_study_ai(study: ReaderStudy) -> None:
+    """Record per question the AI its readers will see: the task's active model version now and,
+    for a gated task, the gate's version and diagnostic values (see StudyQuestion.model_version).
+    A question whose task has no active model gets no AI (the study's questions in the API show
+    which model each question's AI is); a gated task whose gate has no model is refused, as its
+    diagnosis cannot be shown at all."""
+    # Lazily: inference.scoring imports torch, which opening a study without AI does not need.
+    from inference.scoring import GateUnavailable, resolve_gate
+    from inference.selectors import active_model_version
+
+    questions = list(study.questions.select_related("task"))
+    for question in questions:
+        version = active_model_version(project_id=study.project_id, task_id=question.task_id)
+        if version is None:
+            continue
+        try:
+            gate = resolve_gate(question.task_id)
+        except GateUnavailable as exc:
+            raise StudyDesignError(exc.message) from exc
+        question.model_version = version
+        question.gate_version = gate.version if gate else None
+        question.gate_diagnostic_values = sorted(gate.diagnostic_values) if gate else []
+        question.save(update_fields=["model_version", "gate_version", "gate_diagnostic_values"])
+
+
+def _prescore_examination_cases(study: ReaderStudy, cases: list[StudyCase]) -> None:
+    """Queue a re-score of the case examinations with each frozen model version (after commit).
+    A frame case is predicted on demand when the reader reaches it (tens of ms); an examination can
+    hold hundreds of frames, so its AI is computed before anyone reads it, and shown once stored."""
+    from inference.services import rescore_job_create
+
+    examination_ids = sorted({case.examination_id for case in cases})
+    for question in study.questions.filter(model_version__isnull=False).select_related("model_version"):
+        assert question.model_version is not None
+        rescore_job_create(
+            model_version=question.model_version, examination_ids=examination_ids, created_by=study.created_by
+        )
 
 
 def _assign_case_blocks(study: ReaderStudy, analysed: list[StudyCase]) -> None:

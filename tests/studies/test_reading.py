@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from inference.services import model_version_activate, model_version_register
+from inference.ondemand import predict_frame_on_demand
+from inference.services import (
+    RESCORE_JOB_KIND,
+    model_version_activate,
+    model_version_register,
+    model_version_score_frames,
+)
+from jobs.models import Job
 from records.models import Project
 from studies.models import ReaderStudy, Reading, ReadingSession
 from studies.services import (
@@ -269,3 +276,83 @@ def test_after_the_study_is_locked_the_readers_free_labelling_ai_returns(tmp_pat
         200,
         201,
     }
+
+
+def test_the_ai_shown_is_the_model_version_active_when_the_study_opened(tmp_path: Path) -> None:
+    """A model promoted while the study runs (e.g. by a retraining) changes nothing the readers see:
+    every reader of an AI arm gets the version frozen at opening, and the study's CAM endpoint
+    serves no other version's CAM."""
+    setup = StudySetup(arms=["unaided", "cam"]).with_model(tmp_path).open()
+    frozen = setup.study.questions.get().model_version
+    assert frozen is not None and frozen.status == "active"
+    detail = setup.coordinator.get(f"/api/studies/{setup.study.pk}/")
+    assert detail.json()["questions"][0]["model_version"] == frozen.pk
+    newer_path = write_tiny_model_file(
+        tmp_path / "newer.safetensors", tasks={"diagnosis": ["healthy", "neoplastic"]}, seed=7
+    )
+    newer = model_version_register(
+        project=setup.project, task=setup.task, uploaded_path=newer_path, name="d2", created_by=None
+    )
+    model_version_activate(model_version=newer)
+    newer_prediction = predict_frame_on_demand(frame=setup.frames[0], task=setup.task)
+    assert newer_prediction.model_version_id == newer.pk
+    reader = client_for(setup.reader)
+    session = setup.session("cam")
+    position = session.case_order.index(setup.study.cases.get(frame=setup.frames[0]).pk)
+    # Reach the case (cases are read in order).
+    for earlier in range(position):
+        assert answer(reader, session, earlier).status_code == 201
+
+    (shown,) = reader.get(url(session, position, "ai/")).json()
+
+    assert shown["model_version"] == frozen.pk
+    assert reader.get(url(session, position, f"cam/{shown['id']}/")).status_code == 200
+    assert reader.get(url(session, position, f"cam/{newer_prediction.pk}/")).status_code == 404
+    assert answer(reader, session, position, ai_shown=True, cam_visible_ms=800).status_code == 201
+    assert Reading.objects.get(case__frame=setup.frames[0]).prediction_id == shown["id"]
+
+
+def test_an_examination_case_shows_the_ai_of_its_frames_once_the_study_s_rescore_stored_it(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    project = ProjectFactory.create()
+    task = diagnosis_task(project)
+    examination = ExaminationFactory.create(
+        patient=PatientFactory.create(project=project), reference_label="neoplastic"
+    )
+    frames = [ImageFrameFactory.create(examination=examination) for _ in range(3)]
+    path = write_tiny_model_file(tmp_path / "d.safetensors", tasks={"diagnosis": ["healthy", "neoplastic"]})
+    version = model_version_activate(
+        model_version=model_version_register(
+            project=project, task=task, uploaded_path=path, name="d1", created_by=None
+        )
+    )
+    study = study_create(
+        project=project,
+        name="per examination",
+        design="fully_crossed",
+        created_by=None,
+        case_unit="examination",
+    )
+    study_questions_set(study=study, questions=[QuestionSpec(task=task)])
+    study_arms_set(study=study, arms=[ARMS["cam"]])
+    study_cases_add(study=study, cases=[CaseSpec(examination_id=examination.pk)])
+    reader_user = member_of(project, Role.READER)
+    study_readers_set(study=study, readers=[ReaderSpec(user=reader_user)])
+    with django_capture_on_commit_callbacks(execute=False):
+        study_open(study=study)
+    (job,) = Job.objects.filter(kind=RESCORE_JOB_KIND)
+    assert job.params == {"model_version_id": version.pk, "examination_ids": [examination.pk]}
+    reader = client_for(reader_user)
+    session = ReadingSession.objects.get()
+
+    pending = reader.get(url(session, 0, "ai/"))
+    assert pending.status_code == 409 and "0 of 3" in pending.json()["detail"]
+
+    model_version_score_frames(model_version=version, examination_ids=[examination.pk])
+    shown = reader.get(url(session, 0, "ai/"))
+
+    assert shown.status_code == 200, shown.content
+    assert [row["frame"] for row in shown.json()] == [frame.pk for frame in frames]
+    cam = reader.get(url(session, 0, f"cam/{shown.json()[1]['id']}/"))
+    assert cam.status_code == 200 and cam["Content-Type"] == "image/png"
