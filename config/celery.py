@@ -8,15 +8,21 @@ and job state kept in Postgres (jobs.Job), never only in the broker.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Celery, Task
 
+# Imported for its signal handlers: every worker writes heartbeats that readiness reads (config/health.py).
+from config import heartbeat as _heartbeat  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("clear")
+logger = logging.getLogger(__name__)
 
 
 def _configure(app: Celery) -> None:
@@ -71,6 +77,18 @@ def _configure(app: Celery) -> None:
                 "schedule": 3600.0,
                 "options": {"queue": "cpu"},
             },
+            # Sends again the messages of jobs that Postgres says are waiting or lost but no broker
+            # message will bring back (Redis restarted): jobs.services.jobs_sweep.
+            "sweep-jobs": {
+                "task": "jobs.sweep",
+                "schedule": float(settings.CLEAR_JOB_SWEEP_SECONDS),
+                "options": {"queue": "cpu"},
+            },
+            "retrain-check": {
+                "task": "inference.retrain_check",
+                "schedule": float(settings.CLEAR_RETRAIN_CHECK_SECONDS),
+                "options": {"queue": "cpu"},
+            },
         },
     )
 
@@ -89,11 +107,19 @@ def clear_task(*, queue: str, name: str, max_retries: int = 0) -> Callable[[F], 
     The task is bound (its first argument is the task, for `redelivered`). Tasks take keyword-only
     primary keys and primitives, re-fetch their rows and call a service;
     they must be idempotent because acks_late means a message can be delivered twice.
+
+    A delivery that finds the database gone (OperationalError, InterfaceError: a restart, a
+    failover) is retried with exponential backoff, up to CLEAR_TASK_DATABASE_RETRIES times, and a
+    job it had claimed is resumed by the retry (jobs.services.resume_attempt), not failed.
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; expected one of {QUEUES}")
 
     def decorate(func: F) -> Task:
+        @functools.wraps(func)
+        def run(self: Task, *args: Any, resume_attempt: int | None = None, **kwargs: Any) -> Any:
+            return _run_retrying_database_errors(self, func, args, kwargs, resume_attempt)
+
         task: Task = app.task(
             name=name,
             bind=True,
@@ -102,10 +128,49 @@ def clear_task(*, queue: str, name: str, max_retries: int = 0) -> Callable[[F], 
             reject_on_worker_lost=True,
             max_retries=max_retries,
             serializer="json",
-        )(func)
+            # The wrapper takes the retry's `resume_attempt` on top of the function's own arguments.
+            typing=False,
+        )(run)
         return task
 
     return decorate
+
+
+def _run_retrying_database_errors(
+    task: Task, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], resume: int | None
+) -> Any:
+    from django.conf import settings
+    from django.db import connections
+
+    from jobs import services as jobs
+
+    resume_token = jobs.resume_attempt.set(resume)
+    claimed_token = jobs.claimed_attempt.set(None)
+    try:
+        return func(task, *args, **kwargs)
+    except jobs.DATABASE_UNAVAILABLE as exc:
+        # The broken connection must not be reused by the retry (nor by the next task).
+        for conn in connections.all(initialized_only=True):
+            # (Inside a transaction, e.g. a test's, the connection is not ours to close.)
+            if not conn.in_atomic_block:
+                conn.close_if_unusable_or_obsolete()
+        retries = task.request.retries
+        limit = settings.CLEAR_TASK_DATABASE_RETRIES
+        if retries >= limit:
+            logger.error("task %s: the database stayed unavailable through %s retries", task.name, limit)
+            raise
+        claimed = jobs.claimed_attempt.get() or resume
+        retry_kwargs = {**kwargs, **({"resume_attempt": claimed} if claimed else {})}
+        countdown = min(2**retries, 60)
+        logger.warning(
+            "task %s: database unavailable (%s); retry in %s s", task.name, type(exc).__name__, countdown
+        )
+        raise task.retry(
+            exc=exc, args=args, kwargs=retry_kwargs, countdown=countdown, max_retries=limit
+        ) from exc
+    finally:
+        jobs.claimed_attempt.reset(claimed_token)
+        jobs.resume_attempt.reset(resume_token)
 
 
 def was_redelivered(task: Task) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -29,9 +30,15 @@ PRODUCTION = CLEAR_MODE == "production"
 _DEV_ONLY = "dev-only-not-secret"
 
 
+# Values that are published (this file, Django's startproject template): never a production secret.
+_PUBLISHED_SECRET_PREFIXES = (_DEV_ONLY, "django-insecure-")
+
+
 def _secret(name: str) -> str:
     """A secret that production must provide; development gets a fixed, clearly marked default."""
     value = env.str(name, default="")
+    if PRODUCTION and value.startswith(_PUBLISHED_SECRET_PREFIXES):
+        raise ImproperlyConfigured(f"{name} is a published development value; set a random one in production")
     if value:
         return value
     if PRODUCTION:
@@ -67,12 +74,15 @@ INSTALLED_APPS = [
     "annotations",
     "inference",
     "studies",
+    "exports",
     # The browser app: its view serves the Vite build at / and the app's routes (frontend/urls.py).
     "frontend",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # OperationalError/InterfaceError from a view: 503 + Retry-After, not 500 (config/database_errors.py).
+    "config.database_errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,7 +152,7 @@ def _immutable_static(path: str, url: str) -> bool:
 
 
 WHITENOISE_IMMUTABLE_FILE_TEST = _immutable_static
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -153,11 +163,46 @@ STORAGES = {
     },
 }
 
-# Frames, previews and source videos live under MEDIA_ROOT, content-addressed by sha256. There is no
-# MEDIA_URL on purpose: every image is served by an authenticated API view, never as a public file.
+# Frames, previews, source videos, CAMs, model files and export archives live in the "media" storage,
+# content-addressed by sha256 (records/media.py is the only way in). There is no MEDIA_URL on purpose:
+# every file is streamed by an authenticated API view, never handed out as a public or signed URL.
 MEDIA_ROOT = Path(env.path("CLEAR_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# local: files below MEDIA_ROOT; s3: an S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY in the environment, read by boto3 itself, so they never sit in settings).
+CLEAR_STORAGE_BACKEND = env.str("CLEAR_STORAGE_BACKEND", default="local")
+CLEAR_S3_BUCKET = env.str("CLEAR_S3_BUCKET", default="")
+CLEAR_S3_ENDPOINT_URL = env.str("CLEAR_S3_ENDPOINT_URL", default="")
+CLEAR_S3_REGION = env.str("CLEAR_S3_REGION", default="")
+# Local copies of stored files for readers that need a real file, when the storage is remote: model
+# files (kept, one download per worker and model), temporary copies and export archives being built.
+CLEAR_MEDIA_CACHE_DIR = Path(env.path("CLEAR_MEDIA_CACHE_DIR", default=str(VAR_DIR / "media-cache")))
+if CLEAR_STORAGE_BACKEND == "local":
+    # The location follows MEDIA_ROOT (also when tests override it).
+    STORAGES["media"] = {"BACKEND": "records.storage.MediaFileSystemStorage"}
+elif CLEAR_STORAGE_BACKEND == "s3":
+    if not CLEAR_S3_BUCKET:
+        raise ImproperlyConfigured("CLEAR_S3_BUCKET must be set when CLEAR_STORAGE_BACKEND=s3")
+    STORAGES["media"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": CLEAR_S3_BUCKET,
+            "endpoint_url": CLEAR_S3_ENDPOINT_URL or None,
+            "region_name": CLEAR_S3_REGION or None,
+            # Names are content-addressed: the same name is the same bytes, never a new name.
+            "file_overwrite": True,
+            # Objects stay private (the bucket's policy decides); nothing is ever served by URL.
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+else:
+    raise ImproperlyConfigured(
+        f"CLEAR_STORAGE_BACKEND must be 'local' or 's3', not {CLEAR_STORAGE_BACKEND!r}"
+    )
 # Uploaded import sources wait here until their job has run.
 CLEAR_UPLOAD_ROOT = Path(env.path("CLEAR_UPLOAD_ROOT", default=str(VAR_DIR / "uploads")))
+# Local weight files a training run may start from (transfer learning; nothing is downloaded).
+CLEAR_PRETRAINED_DIR = Path(env.path("CLEAR_PRETRAINED_DIR", default=str(VAR_DIR / "pretrained")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
@@ -189,10 +234,22 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's defaults, with a JSON parser that answers too deeply nested bodies with 400 (config/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "records.pagination.CreatedCursorPagination",
+    # Login throttles count per client address. DRF's default (NUM_PROXIES None) takes the whole
+    # X-Forwarded-For header as the address, which a client can vary to escape every throttle: trust
+    # exactly the proxies in front (production: one TLS proxy, which appends the client's address;
+    # set CLEAR_NUM_PROXIES=0 when nothing is in front).
+    "NUM_PROXIES": env.int("CLEAR_NUM_PROXIES", default=1 if PRODUCTION else 0),
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, documenting the error answers DRF gives (config/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "config.schema.ClearAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + ([] if PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
 }
@@ -207,8 +264,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # `<int:...>` path ids match digits only (config/schema.py PATH_ID).
+    "PATH_CONVERTER_OVERRIDES": {"int": {"type": "integer", "minimum": 0}},
     # Two different choice sets are called "kind" (videos, label tasks): name the label tasks' one.
-    "ENUM_NAME_OVERRIDES": {"LabelTaskKindEnum": "annotations.models.LabelTask.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "LabelTaskKindEnum": "annotations.models.LabelTask.Kind",
+        "ExportStatusEnum": "exports.models.ExportSnapshot.Status",
+        "ExportLabelSourceEnum": "exports.models.ExportSnapshot.LabelSource",
+        "ModelVersionStatusEnum": "inference.models.ModelVersion.Status",
+    },
 }
 
 LOGIN_URL = "/api-auth/login/"
@@ -238,6 +302,26 @@ CLEAR_BROKER_RESTORE_INTERVAL = env.int("CLEAR_BROKER_RESTORE_INTERVAL", default
 CLEAR_BROKER_KEY_PREFIX = env.str("CLEAR_BROKER_KEY_PREFIX", default="")
 # A job whose row says running but whose worker has not reported for this long is presumed lost.
 CLEAR_JOB_STALE_SECONDS = env.int("CLEAR_JOB_STALE_SECONDS", default=600)
+# The beat's sweeper (jobs.sweep) runs this often. It sends a job's message again when the job is
+# still queued after CLEAR_JOB_QUEUED_TIMEOUT_SECONDS, or running with a stale heartbeat: Redis keeps
+# messages in memory, so a Redis restart loses them, while the Job row in Postgres survives.
+CLEAR_JOB_SWEEP_SECONDS = env.int("CLEAR_JOB_SWEEP_SECONDS", default=60)
+CLEAR_JOB_QUEUED_TIMEOUT_SECONDS = env.int("CLEAR_JOB_QUEUED_TIMEOUT_SECONDS", default=600)
+# A task whose database went away (OperationalError: restart, failover) is retried this many times
+# with exponential backoff (1, 2, 4 ... s, capped at 60 s) before it gives up.
+CLEAR_TASK_DATABASE_RETRIES = env.int("CLEAR_TASK_DATABASE_RETRIES", default=10)
+# Seconds a client is told to wait (Retry-After) when a request finds the database unavailable (503).
+CLEAR_DATABASE_RETRY_AFTER_SECONDS = env.int("CLEAR_DATABASE_RETRY_AFTER_SECONDS", default=5)
+# Worker heartbeats for readiness (config/heartbeat.py, config/health.py): every worker writes one
+# this often; /readyz wants one no older than the max age on each queue listed (an empty list keeps
+# the worker check informational, e.g. for a web node whose load balancer should ignore workers).
+CLEAR_WORKER_HEARTBEAT_SECONDS = env.int("CLEAR_WORKER_HEARTBEAT_SECONDS", default=15)
+CLEAR_WORKER_HEARTBEAT_MAX_AGE = env.int("CLEAR_WORKER_HEARTBEAT_MAX_AGE", default=60)
+CLEAR_READYZ_WORKER_QUEUES = env.list("CLEAR_READYZ_WORKER_QUEUES", default=["cpu", "gpu"])
+# Probes from inside the host speak plain HTTP: they get the answer, not a redirect to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# How often the beat checks the retrain policies (inference.retrain_check).
+CLEAR_RETRAIN_CHECK_SECONDS = env.int("CLEAR_RETRAIN_CHECK_SECONDS", default=900)
 # How long a submit's Idempotency-Key is remembered (hours); an hourly beat task forgets older ones.
 CLEAR_IDEMPOTENCY_KEY_TTL_HOURS = env.int("CLEAR_IDEMPOTENCY_KEY_TTL_HOURS", default=72)
 
@@ -249,9 +333,23 @@ LOGGING = {
 }
 
 if PRODUCTION:
+    # HTTPS only (`manage.py check --deploy` is clean with these; tests/ops/test_deploy_checks.py).
+    # Production runs behind a TLS-terminating reverse proxy (platform/README.md), which must set
+    # X-Forwarded-Proto on every request, overwriting what the client sent; without such a proxy
+    # set DJANGO_SECURE_PROXY_SSL_HEADER=false, or any client could claim HTTPS.
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        # Asking browsers to preload HSTS (hstspreload.org) binds the whole registrable domain and
+        # takes months to undo: a decision for the domain's owner, not a default of this app.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # Weights and data never come from a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

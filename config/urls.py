@@ -1,9 +1,25 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from config.health import healthz, readyz
+from config.login_throttle import throttle_login_posts
+
+# A database outage outside a view is a 503 as well (config/database_errors.py).
+handler500 = "config.database_errors.server_error"
+
 urlpatterns = [
+    # Liveness and readiness probes (config/health.py): no login, no secrets in the answer.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    # The two login forms, throttled (config/login_throttle.py); listed before the URLs they shadow.
+    path("admin/login/", throttle_login_posts(admin.site.login)),
+    path(
+        "api-auth/login/",
+        throttle_login_posts(LoginView.as_view(template_name="rest_framework/login.html")),
+    ),
     path("admin/", admin.site.urls),
     # Browser login for every user (the admin's login page admits staff only); the single-page app
     # has its own login screen (/login, POST /api/auth/session/), this one serves the API docs and
@@ -19,6 +35,7 @@ urlpatterns = [
     path("api/", include("annotations.urls")),
     path("api/", include("inference.urls")),
     path("api/", include("studies.urls")),
+    path("api/", include("exports.urls")),
     path("api/", include("frontend.api_urls")),
     # The browser app: `/` and its client-side routes (listed prefixes only, see frontend/urls.py).
     path("", include("frontend.urls")),

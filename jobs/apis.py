@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from jobs.models import Job
-from records.filters import IdFilter
+from jobs.services import JobNotCancellable, job_cancel
+from records.filters import IdFilter, IsoDateTimeRangeFilter
+from records.models import ProjectMembership
 from records.pagination import CreatedCursorPagination
 from records.selectors import projects_visible_to
 
@@ -34,6 +41,7 @@ class JobOutputSerializer(serializers.ModelSerializer[Job]):
             "created_at",
             "started_at",
             "finished_at",
+            "cancel_requested_at",
         ]
         read_only_fields = fields
 
@@ -42,7 +50,7 @@ class JobFilter(filters.FilterSet):
     project = IdFilter(field_name="project_id")
     status = filters.ChoiceFilter(choices=Job.Status.choices)
     kind = filters.CharFilter()
-    created = filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = IsoDateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Job
@@ -68,3 +76,40 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet[Job]):
         return Job.objects.filter(
             Q(project__in=projects_visible_to(user)) | Q(project__isnull=True, created_by_id=user.pk)
         )
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: JobOutputSerializer,
+            409: OpenApiResponse(description="The job has finished already."),
+        },
+        description=(
+            "Stop the job: a queued job is cancelled at once, a running one is asked to stop and ends "
+            "`cancelled` at its next check (a training run between batches). Its starter, or a "
+            "coordinator or admin of its project."
+        ),
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        if not self._may_cancel(job):
+            raise PermissionDenied(
+                "Only the job's starter or a coordinator or admin of its project may stop it."
+            )
+        try:
+            job = job_cancel(job_id=job.pk)
+        except JobNotCancellable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(JobOutputSerializer(job).data)
+
+    def _may_cancel(self, job: Job) -> bool:
+        user = self.request.user
+        if user.is_superuser or (job.created_by_id is not None and job.created_by_id == user.pk):
+            return True
+        if job.project_id is None or user.pk is None:
+            return False
+        return ProjectMembership.objects.filter(
+            project_id=job.project_id,
+            user_id=user.pk,
+            role__in=[ProjectMembership.Role.COORDINATOR, ProjectMembership.Role.ADMIN],
+        ).exists()

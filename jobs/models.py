@@ -39,6 +39,14 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the sweeper last sent the job's message again (null: only the first message).",
+    )
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a user asks a running job to stop; the work checks it."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

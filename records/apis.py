@@ -59,6 +59,7 @@ from records.services import (
     project_create,
     project_update,
 )
+from records.sniffing import content_problem, read_head
 
 Role = ProjectMembership.Role
 EDITOR_ROLES = frozenset({Role.DATA_MANAGER, Role.ADMIN})
@@ -121,7 +122,8 @@ class MeOutputSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(read_only=True)
     first_name = serializers.CharField(read_only=True)
     last_name = serializers.CharField(read_only=True)
-    email = serializers.EmailField(read_only=True)
+    # A CharField: accounts need no email address, and "" is not a valid `format: email` value.
+    email = serializers.CharField(read_only=True, help_text="The account's email address, or empty.")
     is_staff = serializers.BooleanField(read_only=True)
     is_superuser = serializers.BooleanField(read_only=True)
     projects = serializers.SerializerMethodField()
@@ -252,6 +254,11 @@ class ImportCreateInputSerializer(serializers.Serializer[Any]):
                 )
             elif name.lower() in seen:
                 errors.append(f"{name}: uploaded twice; every file needs a distinct name.")
+            elif problem := content_problem(
+                name, extension, read_head(upload), video_extensions=video_extensions()
+            ):
+                # By content, not by name or Content-Type (records/sniffing.py).
+                errors.append(problem)
             seen.add(name.lower())
             upload.name = name
         if errors:
@@ -388,7 +395,13 @@ def _refuse_oversized_body(request: Request) -> None:
 # --- Patients and examinations --------------------------------------------------------------------
 
 
+SEX_CHOICES = [("", "unknown"), ("F", "female"), ("M", "male"), ("X", "other")]
+
+
 class PatientOutputSerializer(serializers.ModelSerializer[Patient]):
+    # Declared so that the schema admits "" (unknown): DRF's read-only model field drops allow_blank.
+    sex = serializers.ChoiceField(choices=SEX_CHOICES, allow_blank=True, read_only=True)
+
     class Meta:
         model = Patient
         fields = ["id", "project", "pseudonym", "cohort", "sex", "birth_year", "created_at"]
@@ -397,9 +410,7 @@ class PatientOutputSerializer(serializers.ModelSerializer[Patient]):
 
 class PatientUpdateInputSerializer(serializers.Serializer[Patient]):
     cohort = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    sex = serializers.ChoiceField(
-        choices=[("", "unknown"), ("F", "female"), ("M", "male"), ("X", "other")], required=False
-    )
+    sex = serializers.ChoiceField(choices=SEX_CHOICES, required=False)
     birth_year = serializers.IntegerField(min_value=1900, max_value=2100, allow_null=True, required=False)
 
 
@@ -612,7 +623,7 @@ def serve_content_addressed(
         response = HttpResponseNotModified()
     else:
         try:
-            handle = media.absolute(relative).open("rb")
+            handle = media.open_file(relative)
         except (OSError, ValueError) as exc:
             raise Http404("The image file is missing.") from exc
         suffix = PurePosixPath(relative).suffix.lower()

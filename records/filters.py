@@ -7,8 +7,14 @@ An id the caller cannot see simply matches nothing, because every queryset is al
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField, RangeField
+from django_filters.widgets import DateRangeWidget
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -20,11 +26,39 @@ class IdFilter(filters.NumberFilter):
     """Filter on a primary key given as an integer."""
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC here. Python reads offsets up to +-23:59, PostgreSQL
+    only up to +-15:59: passed on as given, "...+21:00" made the query fail (a 500). In UTC any
+    valid instant is one PostgreSQL reads; one outside Python's years after the shift is a 400."""
+
+    def to_python(self, value: Any) -> datetime.datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(datetime.UTC)
+        except OverflowError as exc:
+            raise ValidationError("The date-time is out of range.", code="invalid") from exc
+
+
+class UtcIsoDateTimeRangeField(RangeField):
+    widget = DateRangeWidget
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__((UtcIsoDateTimeField(), UtcIsoDateTimeField()), *args, **kwargs)
+
+
+class IsoDateTimeRangeFilter(filters.IsoDateTimeFromToRangeFilter):
+    """`<name>_after` / `<name>_before` ISO 8601 date-times, compared in UTC."""
+
+    field_class = UtcIsoDateTimeRangeField
+
+
 class PatientFilter(filters.FilterSet):
     project = IdFilter(field_name="project_id")
     cohort = filters.CharFilter()
     pseudonym = filters.CharFilter()
-    created = filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = IsoDateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Patient
@@ -38,7 +72,7 @@ class ExaminationFilter(filters.FilterSet):
     device = filters.CharFilter()
     reference_label = filters.CharFilter()
     date = filters.DateFromToRangeFilter()
-    created = filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = IsoDateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Examination
@@ -52,7 +86,7 @@ class VideoFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=Video.Kind.choices)
     anatomical_site = filters.CharFilter(field_name="examination__anatomical_site")
     device = filters.CharFilter(field_name="examination__device")
-    created = filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = IsoDateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Video
@@ -75,7 +109,7 @@ class FrameFilter(filters.FilterSet):
         field_name="crop_box", lookup_expr="isnull", exclude=True, help_text="Whether a crop box was found."
     )
     sha256 = filters.CharFilter()
-    created = filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = IsoDateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Frame

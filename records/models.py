@@ -185,3 +185,20 @@ class Frame(models.Model):
 
     def __str__(self) -> str:
         return f"frame {self.pk} ({self.source_name})"
+
+
+class ExaminationFrameCount(models.Model):
+    """How many frames an examination has, kept by the database itself: triggers on records_frame
+    (migration 0006; statement-level on PostgreSQL, row-level on SQLite) add every inserted frame
+    (bulk_create included) and subtract every deleted one (cascades from a video, examination or
+    project included) in the same transaction, so no code path can forget it. The work queue sums
+    these rows for `total` instead of counting the project's frames on every call. No row: no
+    frames. Nothing else writes it."""
+
+    examination = models.OneToOneField(
+        Examination, on_delete=models.CASCADE, primary_key=True, related_name="frame_count"
+    )
+    frames = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.frames} frames of examination {self.examination_id}"

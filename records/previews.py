@@ -34,10 +34,10 @@ def frame_preview_ensure(*, frame: Frame) -> bool:
         return False
     # The stored PNG was written by CLEAR itself (metadata-free, size checked at import), so it is
     # opened without the import's safety checks.
-    with Image.open(media.absolute(frame.file)) as image:
+    with media.open_file(frame.file) as handle, Image.open(handle) as image:
         image.load()
         data = render_preview(image, (frame.preview_width, frame.preview_height))
-    return media.write_atomic(frame.preview_file, data)
+    return media.save_bytes(frame.preview_file, data)
 
 
 def frame_previews_make(

@@ -106,3 +106,42 @@ def test_anonymous_cannot_read_jobs(project):
 
     assert APIClient().get("/api/jobs/").status_code in (401, 403)
     assert APIClient().get(f"/api/jobs/{job.pk}/").status_code in (401, 403)
+
+
+def test_a_job_is_stopped_by_its_starter_or_a_coordinator_and_not_once_finished(project, reader):
+    coordinator = member_of(project, Role.COORDINATOR)
+    queued = make_job(project=project)
+    running = make_job(project=project, status=Job.Status.RUNNING, created_by=reader)
+    finished = make_job(project=project, status=Job.Status.SUCCEEDED, created_by=reader)
+
+    assert client_for(reader).post(f"/api/jobs/{queued.pk}/cancel/").status_code == 403
+    other = client_for(member_of(ProjectFactory.create(), Role.COORDINATOR))
+    assert other.post(f"/api/jobs/{queued.pk}/cancel/").status_code == 404
+
+    stopped = client_for(coordinator).post(f"/api/jobs/{queued.pk}/cancel/")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled"
+    asked = client_for(reader).post(f"/api/jobs/{running.pk}/cancel/")  # their own job
+    assert asked.status_code == 200
+    assert asked.json()["status"] == "running" and asked.json()["cancel_requested_at"] is not None
+    assert client_for(reader).post(f"/api/jobs/{finished.pk}/cancel/").status_code == 409
+    assert Job.objects.get(pk=finished.pk).cancel_requested_at is None
+
+
+def test_a_running_job_that_is_asked_to_stop_ends_cancelled(project):
+    from jobs.services import CancelCheck, job_cancel, job_run
+
+    job = make_job(project=project)
+    seen = []
+
+    def work(job, progress):
+        Job.objects.filter(pk=job.pk).update(cancel_requested_at=job.created_at)
+        check = CancelCheck(job.pk, interval=0.0)
+        seen.append(check.requested())
+        check.check()
+        return {"never": "reached"}
+
+    assert job_run(job_id=job.pk, work=work) is True
+    job.refresh_from_db()
+    assert seen == [True] and job.status == Job.Status.CANCELLED and job.result == {}
+    with pytest.raises(Exception, match="cancelled already"):
+        job_cancel(job_id=job.pk)

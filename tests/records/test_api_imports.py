@@ -53,7 +53,11 @@ def test_data_manager_import_answers_202_with_the_queued_job(
         response = post_import(
             client_for(data_manager),
             project,
-            files=[upload("a.png"), upload("b.zip", b"PK\x05\x06" + b"\0" * 18), upload("clip.MP4", b"v")],
+            files=[
+                upload("a.png"),
+                upload("b.zip", b"PK\x05\x06" + b"\0" * 18),
+                upload("clip.MP4", b"\0\0\0\x18ftypmp42" + b"\0" * 16),
+            ],
             metadata=upload("sheet.csv", b"patient,examination\nP1,E1\n"),
             every_nth=5,
             crop="true",
@@ -165,8 +169,16 @@ def test_import_rejects_file_types_outside_the_allow_list(project, data_manager,
 def test_video_extensions_come_from_settings(project, data_manager):
     client = client_for(data_manager)
 
-    assert post_import(client, project, files=[upload("clip.mpeg", b"v")]).status_code == 202
-    assert post_import(client, project, files=[upload("clip.mp4", b"v")]).status_code == 400
+    assert (
+        post_import(client, project, files=[upload("clip.mpeg", b"\0\0\x01\xba" + b"\0" * 16)]).status_code
+        == 202
+    )
+    assert (
+        post_import(
+            client, project, files=[upload("clip.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 16)]
+        ).status_code
+        == 400
+    )
 
 
 def test_metadata_must_be_csv_or_xlsx(project, data_manager):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from records.models import Frame, Video
+from records.models import ExaminationFrameCount, Frame, Video
 from records.pseudonyms import pseudonym_for
 from tests.factories import ProjectFactory
 from tests.records.import_support import PCLE_VIDEO, error_paths, gray_frame, media_files, run_import, save
@@ -55,6 +55,12 @@ def test_pcle_video_gives_260_grayscale_frames_with_indices_and_times(
     assert {(frame.width, frame.height) for frame in frames} == {(576, 592)}
     assert len(media_files(media_root, "frames")) == 260
     assert calls[-1][0] == calls[-1][1] == 260
+    # The rows went in by COPY (PostgreSQL): every column as the ORM would have written it, the
+    # creation time included, and the examination's maintained frame count follows.
+    assert all(frame.created_at is not None for frame in frames)
+    assert [frame.source_name for frame in frames] == [f"S01V01.mpeg#frame={i}" for i in range(260)]
+    assert {frame.examination_id for frame in frames} == {video.examination_id}
+    assert ExaminationFrameCount.objects.get(examination=video.examination).frames == 260
 
     # Importing the same video again stores nothing new and says so.
     again = run_import(project, [realdata / PCLE_VIDEO])
@@ -123,3 +129,15 @@ def test_video_with_the_name_of_another_video_is_refused(realdata: Path, tmp_pat
     report = run_import(project, [other], every_nth=65)
     assert "already has a video 'S01V01'" in error_paths(report)["S01V01.mpeg"]
     assert Frame.objects.count() == 2
+
+
+def test_crop_boxes_of_video_frames_are_stored_as_json(realdata: Path) -> None:
+    report = run_import(ProjectFactory.create(), [realdata / PCLE_VIDEO], every_nth=52, crop=True)
+
+    assert report.frames_created == 5
+    boxes = list(Frame.objects.order_by("index_in_video").values_list("crop_box", flat=True))
+    assert boxes and all(
+        isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box) for box in boxes
+    ), boxes
+    # A JSON array in the database (not a string of one): the crop filter of the frames API reads it.
+    assert Frame.objects.filter(crop_box__isnull=False, crop_box__0__gte=0).count() == 5

@@ -1,0 +1,66 @@
+"""The local backend of the "media" storage (settings.STORAGES["media"]).
+
+Django's FileSystemStorage writes straight to the final name (O_EXCL) and, when the name is taken,
+saves under another, made-up name. Both are wrong for content-addressed media: a crash mid-write
+would leave a truncated file under a real sha256 name, which every later `exists()` would take for
+the real thing, and a second writer of the same content must not invent a second name. This
+subclass writes to a temporary file in the target folder and renames it into place (atomic on one
+file system), and keeps the name it is given: the same name always means the same bytes, so
+replacing a file with itself is harmless.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.core.files.base import File
+from django.core.files.storage import FileSystemStorage
+
+TEMPORARY_PREFIX = ".tmp-"
+
+
+class MediaFileSystemStorage(FileSystemStorage):
+    def __init__(self, **kwargs: Any) -> None:
+        # Same name, same content: never look for "an available name".
+        kwargs.setdefault("allow_overwrite", True)
+        super().__init__(**kwargs)
+
+    def _save(self, name: str, content: File) -> str:
+        full_path = Path(self.path(name))
+        full_path.parent.mkdir(parents=True, exist_ok=True)
+        # A local scratch file handed over (an export archive, written next to its final name) is
+        # renamed into place; anything else is streamed to a temporary name first.
+        scratch = getattr(content, "temporary_file_path", None)
+        if scratch is None or not _rename(Path(scratch()), full_path):
+            _write_then_rename(content, full_path)
+        if self.file_permissions_mode is not None:
+            os.chmod(full_path, self.file_permissions_mode)
+        return str(full_path.relative_to(Path(self.location))).replace("\\", "/")
+
+
+def _write_then_rename(content: File, target: Path) -> None:
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX, suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in content.chunks():
+                out.write(chunk if isinstance(chunk, bytes) else chunk.encode())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _rename(source: Path, target: Path) -> bool:
+    """Rename `source` over `target`; False when they are on different file systems (then the
+    caller copies, to a temporary name first)."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True
