@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="first keypresses per mode left out")
     parser.add_argument("--think-ms", type=int, default=250, help="time on each frame before the key")
     parser.add_argument("--database", default="clear_browser_bench")
+    parser.add_argument("--json", help="write the summary figures here (bench/run_all.py)")
     args = parser.parse_args()
     if args.presses + 1 > args.frames:
         parser.error("--frames must exceed --presses")
@@ -277,6 +278,22 @@ def main() -> None:
                 f"| {name} | {len(values)} | {p50:.1f} | {p95:.1f} | {statistics.fmean(values):.1f} | "
                 f"{max(values):.1f} | {goal} |"
             )
+        from bench.results import Result, write_results
+
+        write_results(
+            args.json,
+            [
+                Result(
+                    key="browser-keypress" + ("" if "with prefetch" in name else "-no-prefetch"),
+                    workload=f"browser: keypress to next frame painted, p95, {name}",
+                    value=round(percentile(values, 95), 1),
+                    unit="ms",
+                    goal="< 100" if "with prefetch" in name else None,
+                    details={"p50 ms": percentile(values, 50)},
+                )
+                for name, values in results.items()
+            ],
+        )
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--database", default="clear_bench")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="write the summary figures here (bench/run_all.py)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,6 +202,26 @@ def main() -> None:
                  "bare PyAV decode + PNG + preview, 1 thread, no database",
                  "import + previews job (context)"),
             ]  # fmt: skip
+
+        from bench.results import Result, write_results
+
+        results = []
+        for name, count, base, ours, baseline_name, measured in rows:
+            context = "(context)" in measured
+            kind = "video" if name.startswith("pCLE") else "frames"
+            if context and "PNG + preview" in baseline_name:
+                continue  # a third view of the same run; the detailed table keeps it
+            results.append(
+                Result(
+                    key=f"import-{kind}" + ("-with-previews" if context else ""),
+                    workload=f"{name}: {measured.removesuffix(' (context)')} vs {baseline_name}",
+                    value=round(100 * base / ours, 1),
+                    unit="%",
+                    goal=None if context else ">= 80",
+                    details={"baseline frames/s": count / base, "CLEAR frames/s": count / ours},
+                )
+            )
+        write_results(args.json, results)
 
         print(f"\nCLEAR import benchmark ({os.cpu_count()} cores, {Frame.objects.count()} frames stored)\n")
         print(

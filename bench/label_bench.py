@@ -23,7 +23,8 @@ Issue 3's speed goal: p95 of the server time for "next frame + submit label" und
    outermost middleware until the response is rendered, and the database time, query count and CPU
    time of the request.
 3. 8 client processes, one per reader, each with a token from POST /api/auth/token/, loop: GET
-   /api/projects/{p}/queue/?task=...&limit=5 ("next"), then PUT
+   /api/projects/{p}/queue/?task=...&limit=5&after=<cursor of the frame labelled last> ("next"; the
+   first call of each round has no cursor, and a server without cursors ignores it), then PUT
    /api/frames/{first}/annotations/{task}/ with a fresh Idempotency-Key ("submit"), without pause
    (a closed loop: far more load than 8 people clicking, on purpose; --think adds a pause). Each
    measured round follows a short warm-up. Then one reader alone (the one with the most prior
@@ -326,9 +327,14 @@ def explain_queue(scene: dict[str, Any]) -> None:
 
     user = User.objects.get(username=scene["readers"][-1])
     task = LabelTask.objects.get(pk=scene["task"])
-    work_queue(user=user, task=task, limit=5)  # warm the caches
+    first = work_queue(user=user, task=task, limit=5)  # warm the caches
     with CaptureQueriesContext(connection) as captured:
         work_queue(user=user, task=task, limit=5)
+        cursor = getattr(first.frames[0], "queue_cursor", None) if first.frames else None
+        if cursor is not None:  # the page after the first frame, as the clients ask for it
+            from annotations.selectors import QueueKey
+
+            work_queue(user=user, task=task, limit=5, after=QueueKey.decode(cursor))
     for query in captured.captured_queries:
         print(f"\n-- {query['sql']}\n")
         with connection.cursor() as cursor:
@@ -362,6 +368,9 @@ def start_server(
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CLEAR_MEDIA_ROOT": str(media_root),
         "CLEAR_LOG_LEVEL": "WARNING",
+        # In production TLS ends at the reverse proxy in front of gunicorn; the bench's clients talk
+        # to gunicorn directly over plain HTTP, which the HTTPS redirect would answer with a 301.
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
     }
     command = [
         sys.executable,
@@ -429,12 +438,34 @@ def obtain_token(port: int, username: str) -> str:
     return str(body["token"])
 
 
+def warm_up(port: int, tokens: list[str], scene: dict[str, Any], workers: int) -> None:
+    """Concurrent queue requests, so that every gunicorn worker has imported the URLconf and the
+    views and opened its database connection before anything is measured: a cold worker takes
+    seconds (more on a busy machine) on its first request, longer than a round's warm-up, which
+    otherwise made the side that did not hand out the tokens lose part of its first round."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"/api/projects/{scene['project']}/queue/?task={scene['task']}&limit=5"
+
+    def one(token: str) -> None:
+        status, body, _, _ = request(port, "GET", path, headers={"Authorization": f"Token {token}"})
+        assert status == 200, (status, body)
+
+    with ThreadPoolExecutor(max(len(tokens), workers)) as pool:
+        for _ in range(3):
+            list(pool.map(one, [tokens[i % len(tokens)] for i in range(max(len(tokens), 2 * workers))]))
+
+
 def annotator(job: dict[str, Any]) -> list[tuple[Any, ...]]:
     """One reader's loop (in its own process): next frame, then submit a label for it. Samples are
     (kind, server ms, db ms, cpu ms, queries, client ms) of the measured period only."""
     port, task, auth = job["port"], job["task"], {"Authorization": f"Token {job['token']}"}
     rng = random.Random(job["seed"])
     queue_path = f"/api/projects/{job['project']}/queue/?task={task}&limit={job['limit']}"
+    # Like the browser app, each "next" continues after the frame labelled last (its `cursor`), so the
+    # server starts there instead of walking the queue from the start; a server without cursors
+    # ignores `after` and answers no `cursor` (then every call starts at the start, as before).
+    after: str | None = None
     samples: list[tuple[Any, ...]] = []
     while time.time() < job["start_at"]:
         time.sleep(0.01)
@@ -444,11 +475,13 @@ def annotator(job: dict[str, Any]) -> list[tuple[Any, ...]]:
         now = time.time()
         if now >= stop_at:
             break
-        status, body, timing, elapsed = request(port, "GET", queue_path, headers=auth)
+        path = queue_path if after is None else f"{queue_path}&after={after}"
+        status, body, timing, elapsed = request(port, "GET", path, headers=auth)
         assert status == 200, (status, body)
         if not body["frames"]:
             break
         frame_id = body["frames"][0]["id"]
+        after = body["frames"][0].get("cursor")
         label = {
             "value": rng.choice(job["values"]),
             "confidence": rng.randint(1, 5),
@@ -568,6 +601,29 @@ def report(
         for line in table_rows(f"{side} | {annotators}", samples, duration):
             print(line)
     print()
+    from bench.results import Result, write_results
+
+    results = []
+    for side, annotators, samples, _ in phases:
+        if side != "this checkout":
+            continue
+        pairs = list(
+            zip([s for s in samples if s[0] == "next"], [s for s in samples if s[0] == "submit"], strict=True)
+        )
+        p50, p95, _p99 = percentiles([a[1] + b[1] for a, b in pairs])
+        alone = annotators == "1"
+        results.append(
+            Result(
+                key="label-next-submit-alone" if alone else "label-next-submit",
+                workload=f"server time of next frame + submit label, p95, {scene['frames']:,} frames, "
+                f"{annotators} annotator{'' if alone else 's'} at once",
+                value=round(p95, 1),
+                unit="ms",
+                goal=None if alone else "< 20",
+                details={"p50 ms": p50, "pairs/s": len(pairs) / args.duration if not alone else 0.0},
+            )
+        )
+    write_results(args.json, results)
     for side, annotators, samples, _ in phases:
         if annotators != str(args.annotators):
             continue
@@ -669,6 +725,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating measured rounds per side")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the queue's queries")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--json", help="write the summary figures here (bench/run_all.py)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -702,6 +759,8 @@ def main() -> None:
                 servers.append(server)
             first = next(iter(ports.values()))
             tokens = [obtain_token(first, username) for username in scene["readers"]]
+            for port in ports.values():
+                warm_up(port, tokens, scene, args.workers)
             phases = run_phases(args, scene, ports, tokens)
         finally:
             for server in servers:

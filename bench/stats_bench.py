@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--json", help="write the summary figures here (bench/run_all.py)")
     arguments = parser.parse_args()
     table = synthetic_table(arguments.readers, arguments.cases)
     plain = ReportOptions(weights="quadratic", positive="neoplastic", ai_rater="ai")
@@ -87,7 +88,19 @@ def main() -> None:
             best_of(1, lambda: ratings_report(table, with_bootstrap)),
         ),
     ]
-    print(f"| {arguments.readers} readers x {arguments.cases:,} cases | seconds |")
+    from bench.results import Result, write_results
+
+    size = f"{arguments.readers} readers x {arguments.cases:,} cases"
+    write_results(
+        arguments.json,
+        [
+            Result(key="stats-agreement", workload=f"agreement statistics, {size}", value=rows[0][1],
+                   unit="s", goal="< 1"),
+            Result(key="stats-accuracy", workload=f"accuracy statistics with DeLong AUC, {size}",
+                   value=rows[1][1], unit="s", goal="< 1"),
+        ],
+    )  # fmt: skip
+    print(f"| {size} | seconds |")
     print("|---|---:|")
     for label, seconds in rows:
         print(f"| {label} | {seconds:.3f} |")
