@@ -17,7 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,6 +30,10 @@ from annotations.selectors import (
     QUEUE_DEFAULT_LIMIT,
     QUEUE_MAX_LIMIT,
     SCHEMA_EDITOR_ROLES,
+    InvalidQueueCursor,
+    NoActiveModel,
+    QueueKey,
+    QueueOrder,
     ReviewStatus,
     adjudication_history,
     adjudication_of,
@@ -39,6 +43,7 @@ from annotations.selectors import (
     annotations_visible_to,
     label_choices_visible_to,
     label_tasks_visible_to,
+    queue_task_and_counts,
     queue_task_of,
     review_queue,
     work_queue,
@@ -62,6 +67,7 @@ from annotations.services import (
     label_task_delete,
     label_task_update,
 )
+from config.schema import PATH_ID
 from records.apis import FrameOutputSerializer, require_role
 from records.filters import IdFilter
 from records.models import Frame
@@ -190,6 +196,7 @@ class LabelChoiceFilter(filters.FilterSet):
         fields = ["task", "project"]
 
 
+_PROJECT_NOT_VISIBLE = OpenApiResponse(description="No such project among the caller's projects.")
 _IN_USE = OpenApiResponse(description="Annotations use it: deactivate it instead (is_active=false).")
 
 
@@ -210,7 +217,7 @@ class LabelTaskViewSet(
 
     @extend_schema(
         request=LabelTaskCreateInputSerializer,
-        responses={201: LabelTaskOutputSerializer},
+        responses={201: LabelTaskOutputSerializer, 404: _PROJECT_NOT_VISIBLE},
         description="Add a label task to a project (coordinators and project admins).",
     )
     def create(self, request: Request) -> Response:
@@ -275,7 +282,10 @@ class LabelChoiceViewSet(
 
     @extend_schema(
         request=LabelChoiceCreateInputSerializer,
-        responses={201: LabelChoiceOutputSerializer},
+        responses={
+            201: LabelChoiceOutputSerializer,
+            404: OpenApiResponse(description="No such task in the caller's projects."),
+        },
         description="Add a choice to a task (coordinators and project admins); hotkeys must stay unique.",
     )
     def create(self, request: Request) -> Response:
@@ -379,7 +389,7 @@ class LabelPresetApplyApi(APIView):
     @extend_schema(
         operation_id="label_presets_apply",
         request=PresetApplyInputSerializer,
-        responses={201: PresetApplyOutputSerializer},
+        responses={201: PresetApplyOutputSerializer, 404: _PROJECT_NOT_VISIBLE},
         description=(
             "Create a preset's task and choices in a project (coordinators and project admins). A hotkey "
             "the project already uses is moved to a free key and reported in `reassigned`, or, with "
@@ -524,8 +534,8 @@ def _submitted_response(
 
 
 _FRAME_TASK = [
-    OpenApiParameter("frame_id", OpenApiTypes.INT, OpenApiParameter.PATH),
-    OpenApiParameter("task_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+    OpenApiParameter("frame_id", PATH_ID, OpenApiParameter.PATH),
+    OpenApiParameter("task_id", PATH_ID, OpenApiParameter.PATH),
 ]
 
 
@@ -541,6 +551,37 @@ class AnnotationApi(APIView):
             pk=task_id,
         )
         return frame, task
+
+    def _frame_task_and_choice(
+        self, request: Request, frame_id: int, task_id: int
+    ) -> tuple[Any, LabelTask, LabelChoice | None]:
+        """The submit's look-ups in two queries instead of three: the frame (visible to the caller),
+        then the task's choice of the submitted value with its task (of the frame's project, so
+        visible too); the task alone only where the value is no choice of it (the submit is then
+        refused, or the task is no task of the project: 404). A body that cannot be parsed is
+        answered after the look-ups, as before them: an unknown frame or task stays a 404."""
+        frame = get_object_or_404(
+            frames_visible_to(request.user).select_related("examination__patient"), pk=frame_id
+        )
+        project_id = frame.examination.patient.project_id
+        unparsed: APIException | None = None
+        try:
+            value = request.data.get("value") if isinstance(request.data, dict) else None
+        except APIException as exc:  # a malformed body (400) or another media type (415)
+            value, unparsed = None, exc
+        choice = None
+        if isinstance(value, str):
+            choice = (
+                LabelChoice.objects.select_related("task")
+                .filter(task_id=task_id, task__project_id=project_id, value=value)
+                .first()
+            )
+        if choice is not None:
+            return frame, choice.task, choice
+        task = get_object_or_404(LabelTask.objects.filter(project_id=project_id), pk=task_id)
+        if unparsed is not None:
+            raise unparsed
+        return frame, task, None
 
     @extend_schema(
         operation_id="frame_annotation_retrieve",
@@ -600,7 +641,7 @@ class AnnotationApi(APIView):
         tags=["annotations"],
     )
     def put(self, request: Request, frame_id: int, task_id: int) -> Response:
-        frame, task = self._frame_and_task(request, frame_id, task_id)
+        frame, task, choice = self._frame_task_and_choice(request, frame_id, task_id)
         serializer = AnnotationSubmitInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -612,6 +653,7 @@ class AnnotationApi(APIView):
                 annotator=request.user,  # type: ignore[arg-type]
                 version=version,
                 idempotency_key=key,
+                choice=choice,
                 **data,
             )
         except AnnotationRefused as exc:
@@ -759,12 +801,43 @@ class WorkQueueQuerySerializer(serializers.Serializer[Any]):
     quality_value = serializers.CharField(
         required=False, max_length=50, help_text="The choice value to match in quality_task."
     )
+    after = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text=(
+            "A cursor from an earlier answer (a frame's `cursor`, or `next_cursor`): the page starts after "
+            "that frame in queue order instead of at the first unannotated frame. Unannotated frames before "
+            "it (skipped ones) are not listed again but still count in `remaining`."
+        ),
+    )
+
+    def validate_after(self, value: str) -> QueueKey | str:
+        if value == "":
+            return value
+        try:
+            return QueueKey.decode(value)
+        except InvalidQueueCursor as exc:
+            raise ValidationError(str(exc)) from exc
+
+    order = serializers.ChoiceField(
+        choices=QueueOrder.choices,
+        default=QueueOrder.QUEUE,
+        help_text=(
+            "queue (default): the stable queue order. Active learning, for whoever may see the project's "
+            "model output: uncertainty (the active model's least confident frames first) or "
+            "disagreement (frames whose annotations disagree most with the model first). Without a "
+            "cursor: the frames labelled drop out, so the next request gives the next ones."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # An empty text filter means no filter, as in the records API's filters.
         attrs = {name: value for name, value in attrs.items() if value != ""}
         if ("quality_task" in attrs) != ("quality_value" in attrs):
             raise ValidationError("quality_task and quality_value go together: give both or neither.")
+        if attrs.get("order", QueueOrder.QUEUE) != QueueOrder.QUEUE and attrs.get("after"):
+            raise ValidationError({"after": ["A cursor pages the queue order only."]})
         return attrs
 
 
@@ -784,13 +857,36 @@ class QueueFrameSerializer(FrameOutputSerializer):
         read_only_fields = fields
 
 
+class WorkQueueFrameSerializer(QueueFrameSerializer):
+    """A frame of the work queue, with its position in the queue as a cursor for `after`."""
+
+    cursor = serializers.CharField(
+        source="queue_cursor", read_only=True, help_text="Pass as `after` for the frames after this one."
+    )
+
+    class Meta(QueueFrameSerializer.Meta):
+        fields = [*QueueFrameSerializer.Meta.fields, "cursor"]
+        read_only_fields = fields
+
+
 class WorkQueueOutputSerializer(serializers.Serializer[Any]):
     task = serializers.IntegerField(source="task.id")
     remaining = serializers.IntegerField(
         help_text="Frames matching the filters that the caller has not annotated for the task."
     )
     total = serializers.IntegerField(help_text="Frames matching the filters.")
-    frames = QueueFrameSerializer(many=True, help_text="The next unannotated frames, in queue order.")
+    frames = WorkQueueFrameSerializer(many=True, help_text="The next unannotated frames, in queue order.")
+    next_cursor = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The last listed frame's cursor (the `after` given when the page is empty, null without one): "
+            "pass it as `after` for the next page."
+        ),
+    )
+
+
+# The work queue's filters (what the counts depend on).
+_QUEUE_FILTERS = ("examination", "anatomical_site", "device", "quality_task", "quality_value")
 
 
 class WorkQueueApi(APIView):
@@ -799,7 +895,7 @@ class WorkQueueApi(APIView):
     @extend_schema(
         operation_id="project_work_queue",
         parameters=[
-            OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            OpenApiParameter("project_id", PATH_ID, OpenApiParameter.PATH),
             WorkQueueQuerySerializer,
         ],
         responses={
@@ -814,7 +910,8 @@ class WorkQueueApi(APIView):
             "have an annotation of (frame, task); other annotators' annotations do not count), in a "
             "stable order: patient pseudonym, examination code, video name, index in the video, frame "
             "id. `remaining` counts the caller's unannotated frames matching the filters, `total` all "
-            "frames matching them. No reference standard is included."
+            "frames matching them. With `after` (a cursor from an earlier answer) the page continues after "
+            "that frame. No reference standard is included."
         ),
         tags=["annotations"],
     )
@@ -822,12 +919,28 @@ class WorkQueueApi(APIView):
         query = WorkQueueQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
-        task = queue_task_of(user=request.user, project_id=project_id, task_id=params.pop("task"))
-        if task is None:
+        found = queue_task_and_counts(
+            user=request.user,
+            project_id=project_id,
+            task_id=params.pop("task"),
+            **{name: params[name] for name in _QUEUE_FILTERS if name in params},
+        )
+        if found is None:
             raise NotFound("No such label task in this project.")
+        task, counts = found
         if not task.is_active:
             raise ValidationError({"task": ["This label task is inactive: it accepts no annotations."]})
-        queue = work_queue(user=request.user, task=task, **params)
+        if params.get("order", QueueOrder.QUEUE) != QueueOrder.QUEUE:
+            from inference.selectors import ai_visibility
+
+            if not ai_visibility(request.user, task.project).prediction:
+                raise PermissionDenied(
+                    "Ordering by the model uses its output, which is hidden from you in this project."
+                )
+        try:
+            queue = work_queue(user=request.user, task=task, counts=counts, **params)
+        except NoActiveModel as exc:
+            raise ValidationError({"order": [str(exc)]}) from exc
         return Response(WorkQueueOutputSerializer(queue, context={"request": request}).data)
 
 
@@ -954,7 +1067,7 @@ class ReviewQueueApi(APIView):
     @extend_schema(
         operation_id="project_review_queue",
         parameters=[
-            OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            OpenApiParameter("project_id", PATH_ID, OpenApiParameter.PATH),
             ReviewQueueQuerySerializer,
         ],
         responses={

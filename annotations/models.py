@@ -137,7 +137,12 @@ class Annotation(models.Model):
         # Not by frame: Frame's own ordering (examination, then video.examination) trips Django's
         # ordering-loop check when followed through a relation.
         ordering = ["id"]
-        indexes = [models.Index(fields=["task", "value"], name="annotation_task_value_idx")]
+        indexes = [
+            models.Index(fields=["task", "value"], name="annotation_task_value_idx"),
+            # The work queue's `done` count: an index-only scan of the caller's rows of one task
+            # (100,000 frames, 10,500 done: 6.6 -> 2.6 ms; bench/README.md).
+            models.Index(fields=["annotator", "task"], name="annotation_annotator_task_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task.key}={self.value} on frame {self.frame_id} by {self.annotator_id}"

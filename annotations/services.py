@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from annotations.models import Adjudication, Annotation, IdempotencyRecord, LabelChoice, LabelTask
@@ -375,16 +375,36 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# IdempotencyRecord's own table; ON CONFLICT DO NOTHING RETURNING works on PostgreSQL and SQLite.
+_IDEMPOTENCY_INSERT = (
+    'INSERT INTO "annotations_idempotencyrecord" (user_id, "key", fingerprint, created_at) '
+    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
 def _idempotency_record(*, user: User, key: str, payload: dict[str, Any]) -> IdempotencyRecord:
     """The locked IdempotencyRecord of (user, key), created for this payload if new. Its `response`
     is None until the submit that created it stores its outcome. Raises IdempotencyKeyReused when
     the key was used for another payload. Call inside the submit's transaction."""
     fingerprint = _fingerprint(payload)
     # Insert-or-wait: a concurrent submit with the same key blocks here until it commits, then
-    # this one finds its stored outcome.
-    IdempotencyRecord.objects.bulk_create(
-        [IdempotencyRecord(user=user, key=key, fingerprint=fingerprint)], ignore_conflicts=True
-    )
+    # this one finds its stored outcome. A new key (the usual case) takes this one statement: the
+    # row the INSERT returns is ours, new (no outcome yet) and locked by the insert until commit;
+    # only a key seen before needs the locking read.
+    created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _IDEMPOTENCY_INSERT,
+            [user.pk, key, fingerprint, connection.ops.adapt_datetimefield_value(created_at)],
+        )
+        inserted = cursor.fetchone()
+    if inserted is not None:
+        record = IdempotencyRecord(
+            pk=inserted[0], user=user, key=key, fingerprint=fingerprint, created_at=created_at
+        )
+        record._state.adding = False
+        record._state.db = connection.alias
+        return record
     record = IdempotencyRecord.objects.select_for_update().get(user=user, key=key)
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused(
@@ -406,6 +426,7 @@ def annotation_submit(
     cam_visible_ms: int = 0,
     version: int | None = None,
     idempotency_key: str | None = None,
+    choice: LabelChoice | None = None,
 ) -> AnnotationSubmitted:
     """Create the annotator's annotation of `frame` for `task` (no `version`), or update it when
     `version` is the current one. Anything else raises AnnotationConflict with the server's state
@@ -419,6 +440,9 @@ def annotation_submit(
     answer. The server does not take the page's word for blinding: exposure to output that
     `inference.selectors.ai_visibility` hides from the annotator in this project is refused
     (AnnotationRefused), as is CAM time without `ai_shown`.
+
+    `choice`: the task's choice of `value` where the caller has already read it (the API reads it
+    with the task, in one query); otherwise it is read here.
     """
     record: IdempotencyRecord | None = None
     if idempotency_key is not None:
@@ -451,6 +475,7 @@ def annotation_submit(
         ai_shown=ai_shown,
         cam_visible_ms=cam_visible_ms,
         version=version,
+        choice=choice,
     )
     outcome = AnnotationSubmitted(annotation=annotation.snapshot(), created=created)
     if record is not None:
@@ -471,6 +496,7 @@ def _annotation_write(
     ai_shown: bool,
     cam_visible_ms: int,
     version: int | None,
+    choice: LabelChoice | None = None,
 ) -> tuple[Annotation, bool]:
     if frame.examination.patient.project_id != task.project_id:
         raise AnnotationRefused("task", "This task belongs to another project than the frame.")
@@ -481,7 +507,8 @@ def _annotation_write(
         )
     if not 1 <= confidence <= 5:
         raise AnnotationRefused("confidence", "Confidence is an integer from 1 (guess) to 5 (certain).")
-    choice = LabelChoice.objects.filter(task=task, value=value).first()
+    if choice is None or choice.task_id != task.pk or choice.value != value:
+        choice = LabelChoice.objects.filter(task=task, value=value).first()
     if choice is None:
         valid = ", ".join(task.choices.filter(is_active=True).values_list("value", flat=True))
         raise AnnotationRefused(
@@ -489,14 +516,11 @@ def _annotation_write(
         )
 
     lookup = {"frame": frame, "task": task, "annotator": annotator}
-    current = Annotation.objects.select_for_update().filter(**lookup).first()
-    if current is None:
-        if version is not None:
-            raise AnnotationConflict(
-                f"There is no annotation at version {version}; submit without a version to create it.", None
-            )
-        if not choice.is_active:
-            raise AnnotationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+    if version is None and choice.is_active:
+        # A first submit (the usual case): one INSERT ... ON CONFLICT DO NOTHING instead of a locking
+        # read, a savepoint, the insert and its release. Where the annotation already exists (made
+        # earlier, or by a concurrent submit that committed first: the insert waits for it), nothing
+        # is inserted and the locking read below finds it, and the submit conflicts as before.
         annotation = Annotation(
             **lookup,
             value=value,
@@ -508,17 +532,20 @@ def _annotation_write(
             version=1,
         )
         _set_history_user(annotation, annotator)
-        try:
-            with transaction.atomic():
-                annotation.save()
-        except IntegrityError:
-            # Another submit created it between our look-up and our insert: that one won.
-            current = Annotation.objects.select_for_update().get(**lookup)
+        if _insert_unless_exists(annotation):
+            return annotation, True
+    current = Annotation.objects.select_for_update().filter(**lookup).first()
+    if current is None:
+        if version is not None:
             raise AnnotationConflict(
-                "This annotation was just created by another submit; review it, resubmit with its version.",
-                current,
-            ) from None
-        return annotation, True
+                f"There is no annotation at version {version}; submit without a version to create it.", None
+            )
+        if not choice.is_active:
+            raise AnnotationRefused("value", f"Choice '{value}' is inactive and cannot be chosen any more.")
+        # The annotation that blocked the insert was deleted (undone) before our read.
+        raise AnnotationConflict(
+            "This annotation was just changed by another request; review it and resubmit.", None
+        )
 
     if version != current.version:
         expected = "no version" if version is None else f"version {version}"
@@ -544,6 +571,64 @@ def _annotation_write(
         _set_history_user(current, annotator)
         current.save(update_fields=[*changed, "version", "updated_at"])
     return current, False
+
+
+# A new annotation's row: every column but the serial id (tests/annotations/test_submit_queries.py
+# checks that this list is the model's), and nothing where the (frame, task, annotator) row exists.
+_ANNOTATION_FIELDS = (
+    "frame",
+    "task",
+    "annotator",
+    "value",
+    "confidence",
+    "time_on_frame_ms",
+    "ai_shown",
+    "cam_visible_ms",
+    "context",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_ANNOTATION_INSERT = (
+    'INSERT INTO "annotations_annotation" (frame_id, task_id, annotator_id, value, confidence, '
+    "time_on_frame_ms, ai_shown, cam_visible_ms, context, version, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (frame_id, task_id, annotator_id) DO NOTHING RETURNING id"
+)
+
+
+def _insert_unless_exists(annotation: Annotation) -> bool:
+    """Insert a new annotation unless its (frame, task, annotator) row exists; True if inserted.
+
+    What Model.save() does for a new row, with ON CONFLICT DO NOTHING on the unique constraint
+    (PostgreSQL and SQLite): the auto_now fields are filled in, the row is inserted, and the save
+    signals are sent as save() sends them, so that the audit history (django-simple-history's
+    post_save receiver) records the creation with its user, in the same transaction."""
+    models.signals.pre_save.send(
+        sender=Annotation, instance=annotation, raw=False, using=connection.alias, update_fields=None
+    )
+    fields = {field.name: field for field in Annotation._meta.concrete_fields}
+    values = [
+        fields[name].get_db_prep_save(fields[name].pre_save(annotation, True), connection)
+        for name in _ANNOTATION_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ANNOTATION_INSERT, values)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    annotation.pk = inserted[0]
+    annotation._state.adding = False
+    annotation._state.db = connection.alias
+    models.signals.post_save.send(
+        sender=Annotation,
+        instance=annotation,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=connection.alias,
+    )
+    return True
 
 
 AI_HIDDEN_MESSAGE = "Model output is hidden from you in this project; an answer cannot claim it was shown."

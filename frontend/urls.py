@@ -10,5 +10,7 @@ from frontend.views import spa
 
 urlpatterns = [
     path("", spa, name="app"),
-    re_path(r"^(?:login|projects|label|review|classify)(?:/.*)?$", spa, name="app-route"),
+    re_path(
+        r"^(?:login|projects|label|review|classify|studies|read|training)(?:/.*)?$", spa, name="app-route"
+    ),
 ]

@@ -111,8 +111,8 @@ class FrameFactory(factory.django.DjangoModelFactory[Frame]):
         kwargs.setdefault("file", media.content_path("frames", sha256, ".png"))
         kwargs.setdefault("preview_file", media.content_path("previews", sha256, ".jpg"))
         kwargs.setdefault("file_bytes", len(png))
-        media.write_atomic(str(kwargs["file"]), png)
-        media.write_atomic(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "JPEG"))
+        media.save_bytes(str(kwargs["file"]), png)
+        media.save_bytes(str(kwargs["preview_file"]), _tiny_image_bytes(seed, "JPEG"))
         return super()._create(model_class, *args, **kwargs)
 
 
@@ -196,5 +196,5 @@ class ImageFrameFactory(FrameFactory):
         kwargs.setdefault("sha256", sha256)
         kwargs.setdefault("file", media.content_path("frames", sha256, ".png"))
         kwargs.setdefault("file_bytes", len(png))
-        media.write_atomic(str(kwargs["file"]), png)
+        media.save_bytes(str(kwargs["file"]), png)
         return super()._create(model_class, *args, **kwargs)

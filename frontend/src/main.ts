@@ -1,20 +1,25 @@
 // CLEAR's browser app: login, the user's projects, a project's tasks, the labelling workspace, the
-// review of disagreements.
+// review of disagreements, reader studies and model training.
 
 import "./styles.css";
 import { ApiError, api, type Me } from "./api";
 import { classifyView } from "./classify";
 import { h, mount } from "./dom";
+import { ReaderPage } from "./reader";
 import { REVIEW_STATUSES, type ReviewStatus } from "./review";
 import { ReviewPage } from "./reviewpage";
 import { interceptLinks, navigate, parseRoute, type Route } from "./router";
+import { studyNewView, studyView } from "./studies";
+import { trainingView } from "./trainingform";
+import { TrainingRunPage } from "./trainingrun";
 import { loginView, projectView, projectsView } from "./views";
 import { Workspace } from "./workspace";
 
 const root = document.getElementById("app")!;
 let me: Me | null | undefined;
-/** The page that listens to keys and saves (workspace or review), disposed when leaving it. */
-let page: Workspace | ReviewPage | null = null;
+/** The page that listens to keys, saves or polls (workspace, review, reading, a training run),
+ * disposed when leaving it. */
+let page: Workspace | ReviewPage | ReaderPage | TrainingRunPage | null = null;
 let renderCount = 0;
 
 async function currentUser(): Promise<Me | null> {
@@ -91,6 +96,22 @@ async function render(): Promise<void> {
     }
     case "classify":
       return classifyView(content, route.project);
+    case "studyNew":
+      return studyNewView(content, route.project);
+    case "study":
+      return studyView(content, route.study);
+    case "read": {
+      const reader = new ReaderPage(content, { session: route.session });
+      page = reader;
+      return reader.start();
+    }
+    case "training":
+      return trainingView(content, route.project);
+    case "trainingRun": {
+      const run = new TrainingRunPage(content, { project: route.project, run: route.run });
+      page = run;
+      return run.start();
+    }
     case "notFound":
       document.title = "Not found · CLEAR";
       mount(

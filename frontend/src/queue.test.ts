@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FrameList, QUEUE_MAX_LIMIT, type QueueFrame, type QueuePage } from "./queue";
+import { FrameList, QUEUE_MAX_LIMIT, queuePath, type QueueFrame, type QueuePage } from "./queue";
 
 const frame = (id: number): QueueFrame => ({
   id,
@@ -134,5 +134,86 @@ describe("FrameList", () => {
     const ticket = list.beginRefill(new Set(), 20);
     list.applyPage(ticket, page(range(1, 5), 5, 5));
     expect(list.remaining(new Set([1]))).toBe(4);
+  });
+});
+
+// A page of a server that pages by cursor: next_cursor is the last frame's cursor ("c<id>").
+const cursorPage = (ids: number[], remaining: number, total: number, after: string | null = null): QueuePage => ({
+  ...page(ids, remaining, total),
+  frames: ids.map((id) => ({ ...frame(id), cursor: `c${id}` })),
+  next_cursor: ids.length > 0 ? `c${ids[ids.length - 1]}` : after,
+});
+
+describe("FrameList with cursor paging", () => {
+  it("builds the queue URL with the cursor only when there is one", () => {
+    expect(queuePath(3, 7, 20)).toBe("/api/projects/3/queue/?task=7&limit=20");
+    expect(queuePath(3, 7, 20, "eyJ4Ijo+/=")).toBe("/api/projects/3/queue/?task=7&limit=20&after=eyJ4Ijo%2B%2F%3D");
+  });
+
+  it("asks for one batch after the last page's cursor instead of reaching past the frames it holds", () => {
+    const list = new FrameList();
+    const first = list.beginRefill(new Set(), 20);
+    expect(first.after).toBeNull();
+    list.applyPage(first, cursorPage(range(1, 20), 50, 50));
+    expect(list.nextCursor).toBe("c20");
+    for (let i = 0; i < 12; i++) list.next();
+    // 1-12 labelled, only 1-10 confirmed: still one batch, after frame 20.
+    const second = list.beginRefill(new Set(range(1, 10)), 20);
+    expect(second.limit).toBe(20);
+    expect(second.after).toBe("c20");
+    expect(list.applyPage(second, cursorPage(range(21, 40), 38, 50))).toBe(20);
+    expect(list.frames.map((f) => f.id)).toEqual(range(1, 40));
+    expect(list.nextCursor).toBe("c40");
+    expect(list.current()?.id).toBe(13);
+  });
+
+  it("keeps going when the reader skips far more frames than one page holds", () => {
+    const list = new FrameList();
+    let served = 0;
+    const serve = (ticket: { limit: number; after: string | null }) => {
+      // The server continues after the cursor; nothing is labelled, everything is skipped.
+      const from = ticket.after === null ? 1 : Number(ticket.after.slice(1)) + 1;
+      const ids = range(from, Math.min(from + ticket.limit - 1, 500));
+      served += ids.length;
+      return cursorPage(ids, 500, 500, ticket.after);
+    };
+    while (list.needsRefill()) {
+      const ticket = list.beginRefill(new Set(), 20);
+      list.applyPage(ticket, serve(ticket));
+      while (!list.atEnd() && list.needsRefill() === false) list.next();
+    }
+    expect(list.frames.length).toBe(500);
+    expect(served).toBe(500); // no frame was sent twice
+    expect(list.exhausted).toBe(true);
+    expect(list.current()?.id).toBe(500);
+  });
+
+  it("is exhausted by a short page and keeps its cursor after an empty one", () => {
+    const list = new FrameList();
+    list.applyPage(list.beginRefill(new Set(), 20), cursorPage(range(1, 20), 20, 25));
+    const ticket = list.beginRefill(new Set(), 20);
+    list.applyPage(ticket, cursorPage([], 20, 25, ticket.after));
+    expect(list.exhausted).toBe(true);
+    expect(list.nextCursor).toBe("c20");
+  });
+
+  it("counts from the first page and the labels made or undone since, whatever saves were in flight", () => {
+    const list = new FrameList();
+    list.applyPage(list.beginRefill(new Set(), 20), cursorPage(range(1, 20), 30, 40));
+    expect(list.remaining(new Set())).toBe(30);
+    expect(list.remaining(new Set([1, 2, 3]))).toBe(27);
+    // 1-3 labelled, only 1 confirmed: the server counted 2's save but not 3's (29 remaining); the
+    // list does not depend on which of them had landed.
+    const ticket = list.beginRefill(new Set([1]), 20);
+    list.applyPage(ticket, cursorPage(range(21, 30), 29, 40));
+    expect(list.exhausted).toBe(true);
+    expect(list.remaining(new Set([1, 2, 3]))).toBe(27);
+    // A new frame labelled, then frame 2's label undone.
+    expect(list.remaining(new Set([1, 2, 3, 25]))).toBe(26);
+    expect(list.remaining(new Set([1, 3, 25]))).toBe(27);
+    // 5 frames imported meanwhile: the next page's total says so.
+    list.applyPage(list.beginRefill(new Set([1, 2, 3]), 20), cursorPage(range(41, 45), 30, 45));
+    expect(list.total).toBe(45);
+    expect(list.remaining(new Set([1, 2, 3]))).toBe(32);
   });
 });

@@ -1,9 +1,13 @@
 // Bookkeeping of the frames the workspace walks through: the frames seen so far in queue order, the
 // cursor, background refills from the work queue, and the progress shown to the user.
 //
-// The work queue answers the first `limit` frames the user has not labelled. Frames already in the
-// list (ahead of the cursor, skipped, or labelled with the save still on its way) come back in such
-// a page and are dropped by id, so a refill asks for enough to reach past them.
+// The work queue pages by cursor: each page carries `next_cursor` (the last frame's position in the
+// queue order), and a refill passes it back as `after`, so the server continues after the frames the
+// list already holds (skipped, labelled, or with the save still on its way) instead of answering
+// them again. A server without cursors (and the review queue, which has none) answers the first
+// `limit` frames the user has not labelled: then frames already in the list come back and are dropped
+// by id, so a refill asks for enough to reach past them (at most QUEUE_MAX_LIMIT, which is why skipping
+// more than about 80 frames used to stall the list).
 
 export interface QueueFrame {
   id: number;
@@ -18,6 +22,8 @@ export interface QueueFrame {
   preview_url: string;
   examination_site: string;
   examination_device: string;
+  /** The frame's position in the queue order (work queue only), for `after`. */
+  cursor?: string;
 }
 
 export interface QueuePage {
@@ -25,12 +31,23 @@ export interface QueuePage {
   remaining: number;
   total: number;
   frames: QueueFrame[];
+  /** Pass as `after` for the frames after this page; absent where the server pages without cursors. */
+  next_cursor?: string | null;
 }
 
 export interface RefillTicket {
   limit: number;
+  /** The cursor to continue after (`after`), or null for the start of the queue. */
+  after: string | null;
   /** Frames whose label the server had confirmed when the request left. */
   confirmedAtRequest: ReadonlySet<number>;
+}
+
+/** The work queue's URL: `after` continues after that cursor. */
+export function queuePath(project: number, task: number, limit: number, after: string | null = null): string {
+  const params = new URLSearchParams({ task: String(task), limit: String(limit) });
+  if (after !== null) params.set("after", after);
+  return `/api/projects/${project}/queue/?${params.toString()}`;
 }
 
 export const QUEUE_MAX_LIMIT = 100;
@@ -43,6 +60,10 @@ export class FrameList {
   total: number | null = null;
   exhausted = false;
   refilling = false;
+  /** Where the next page starts (the last page's next_cursor); null: the start of the queue. */
+  nextCursor: string | null = null;
+  /** Whether the server pages by cursor (learnt from its first page). */
+  private byCursor = false;
   private serverRemaining: number | null = null;
   /** Frames the last page counted as unlabelled: exactly the frames it listed (see remaining()). */
   private unlabelledAtCount: ReadonlySet<number> = new Set();
@@ -116,9 +137,12 @@ export class FrameList {
    */
   beginRefill(confirmed: ReadonlySet<number>, batch = REFILL_BATCH): RefillTicket {
     this.refilling = true;
+    const confirmedAtRequest = new Set(confirmed);
+    // With a cursor the server continues after the list's last frame: one batch is enough.
+    if (this.byCursor) return { limit: Math.min(QUEUE_MAX_LIMIT, batch), after: this.nextCursor, confirmedAtRequest };
     let unlabelledKnown = 0;
     for (const frame of this.frames) if (!confirmed.has(frame.id)) unlabelledKnown += 1;
-    return { limit: Math.min(QUEUE_MAX_LIMIT, unlabelledKnown + batch), confirmedAtRequest: new Set(confirmed) };
+    return { limit: Math.min(QUEUE_MAX_LIMIT, unlabelledKnown + batch), after: null, confirmedAtRequest };
   }
 
   /** Take a page in: new frames are appended in queue order; returns how many were new. */
@@ -132,8 +156,9 @@ export class FrameList {
       added += 1;
     }
     if (this.cursor < 0 && this.frames.length > 0) this.cursor = 0;
-    this.exhausted = page.frames.length < ticket.limit || (added === 0 && ticket.limit >= QUEUE_MAX_LIMIT);
+    if (page.next_cursor !== undefined) return this.applyCursorPage(ticket, page, added);
     this.total = page.total;
+    this.exhausted = page.frames.length < ticket.limit || (added === 0 && ticket.limit >= QUEUE_MAX_LIMIT);
     // The server counts and lists in two queries: a save landing between them is counted as
     // unlabelled but not listed. A page shorter than asked lists every unlabelled frame, so its length
     // is the count that agrees with the list.
@@ -145,6 +170,26 @@ export class FrameList {
         .map((frame) => frame.id)
         .filter((id) => !this.unlabelledAtCount.has(id) && (complete || ticket.confirmedAtRequest.has(id))),
     );
+    return added;
+  }
+
+  /**
+   * A cursor page lists only frames after the list's last one, so it says nothing about which of the
+   * list's own frames the server counted as labelled (saves may be on their way, one after another,
+   * while it counts). The first page is asked for with an empty list: its count is exact, and every
+   * frame listed since was unlabelled when it came. So the count stays the first page's, less the
+   * list's frames labelled since (remaining()), plus the frames later pages' totals add (an import
+   * while labelling). Another tab's labels show after a reload.
+   */
+  private applyCursorPage(ticket: RefillTicket, page: QueuePage, added: number): number {
+    this.byCursor = true;
+    if (page.next_cursor) this.nextCursor = page.next_cursor;
+    this.exhausted = page.frames.length < ticket.limit;
+    this.serverRemaining =
+      this.serverRemaining === null || this.total === null ? page.remaining : this.serverRemaining + page.total - this.total;
+    this.total = page.total;
+    this.unlabelledAtCount = new Set(this.frames.map((frame) => frame.id));
+    this.labelledAtCount = new Set();
     return added;
   }
 

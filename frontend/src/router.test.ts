@@ -10,10 +10,15 @@ describe("parseRoute", () => {
     expect(parseRoute("/review/3/4/", "")).toEqual({ name: "review", project: 3, task: 4 });
     expect(parseRoute("/login", "?next=/review/3/4")).toEqual({ name: "login", next: "/review/3/4" });
     expect(parseRoute("/classify/7", "")).toEqual({ name: "classify", project: 7 });
+    expect(parseRoute("/studies/new/7", "")).toEqual({ name: "studyNew", project: 7 });
+    expect(parseRoute("/studies/12/", "")).toEqual({ name: "study", study: 12 });
+    expect(parseRoute("/read/31", "")).toEqual({ name: "read", session: 31 });
+    expect(parseRoute("/training/7", "")).toEqual({ name: "training", project: 7 });
+    expect(parseRoute("/training/7/12/", "")).toEqual({ name: "trainingRun", project: 7, run: 12 });
   });
 
   it("anything else is not found", () => {
-    for (const path of ["/review/3", "/review/x/4", "/review/3/4/5", "/label/3", "/reviews/3/4", "/classify/x", "/classify/3/4"]) {
+    for (const path of ["/review/3", "/review/x/4", "/review/3/4/5", "/label/3", "/reviews/3/4", "/classify/x", "/classify/3/4", "/studies", "/studies/new", "/studies/x", "/read/3/4", "/read", "/training", "/training/x", "/training/3/x", "/training/3/4/5"]) {
       expect(parseRoute(path, "")).toEqual({ name: "notFound" });
     }
   });

@@ -7,6 +7,11 @@ export type Route =
   | { name: "workspace"; project: number; task: number }
   | { name: "review"; project: number; task: number }
   | { name: "classify"; project: number }
+  | { name: "studyNew"; project: number }
+  | { name: "study"; study: number }
+  | { name: "read"; session: number }
+  | { name: "training"; project: number }
+  | { name: "trainingRun"; project: number; run: number }
   | { name: "notFound" };
 
 export function parseRoute(pathname: string, search: string): Route {
@@ -22,6 +27,16 @@ export function parseRoute(pathname: string, search: string): Route {
   if (match) return { name: "review", project: Number(match[1]), task: Number(match[2]) };
   match = /^\/classify\/(\d+)$/.exec(path);
   if (match) return { name: "classify", project: Number(match[1]) };
+  match = /^\/studies\/new\/(\d+)$/.exec(path);
+  if (match) return { name: "studyNew", project: Number(match[1]) };
+  match = /^\/studies\/(\d+)$/.exec(path);
+  if (match) return { name: "study", study: Number(match[1]) };
+  match = /^\/read\/(\d+)$/.exec(path);
+  if (match) return { name: "read", session: Number(match[1]) };
+  match = /^\/training\/(\d+)$/.exec(path);
+  if (match) return { name: "training", project: Number(match[1]) };
+  match = /^\/training\/(\d+)\/(\d+)$/.exec(path);
+  if (match) return { name: "trainingRun", project: Number(match[1]), run: Number(match[2]) };
   return { name: "notFound" };
 }
 

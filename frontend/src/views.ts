@@ -1,10 +1,12 @@
 // Login, project list and a project's task picker (with the review of disagreements for the
-// project's adjudicators).
+// project's adjudicators, its reader studies, and model training for coordinators and admins).
 
 import { ApiError, api, type Me } from "./api";
 import { projectAi } from "./classify";
 import { h, mount } from "./dom";
 import { canAdjudicate } from "./review";
+import { projectStudiesSection } from "./studies";
+import { TRAINING_ROLES } from "./trainingdata";
 
 const ROLE_NAMES: Record<string, string> = {
   reader: "Reader",
@@ -119,6 +121,10 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
     projectAi(project).prediction
       ? h("p", {}, h("a", { class: "classify-link", href: `/classify/${project.id}`, "data-route": "" }, "Classify an image with the project's models"))
       : null,
+    // Coordinators and admins train and promote models (the training API refuses everyone else).
+    TRAINING_ROLES.has(project.role ?? "")
+      ? h("p", {}, h("a", { class: "training-link", href: `/training/${project.id}`, "data-route": "" }, "Model training"))
+      : null,
     h("h2", {}, "Label a task"),
     active.length === 0
       ? h("p", { class: "muted" }, "This project has no active label task yet.")
@@ -165,6 +171,8 @@ export async function projectView(root: HTMLElement, id: number): Promise<void> 
             ),
           ),
         ),
+    // Loads itself: the studies it manages (coordinators, admins) and the caller's reading sessions.
+    projectStudiesSection(project),
   );
   root.querySelector<HTMLAnchorElement>("a.card")?.focus();
 }

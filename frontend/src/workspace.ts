@@ -17,13 +17,13 @@ import {
   syncOpacitySlider,
   type SchemaLookup,
 } from "./aiview";
-import { ApiError, annotationTransport, api, type Choice, type FrameContext, type LabelTask, type Project } from "./api";
+import { ApiError, annotationTransport, api, get, type Choice, type FrameContext, type LabelTask, type Project } from "./api";
 import { h, mount } from "./dom";
 import { buildKeymap, CONFIDENCE_NAMES, describeKey, KeymapError, repeatable, type Action, type Keymap } from "./keymap";
 import { conflictModal, contextList, helpModal, pageState, Toast, versionText } from "./panels";
 import { perfInit, perfPainted, perfStart, type ClearPerf } from "./perf";
 import { decodeImage, Prefetcher } from "./prefetch";
-import { FrameList, type QueueFrame } from "./queue";
+import { FrameList, queuePath, type QueueFrame, type QueuePage } from "./queue";
 import { SaveManager, sameLabel, type Label, type SaveOp } from "./saves";
 import { FrameStage, isViewAction } from "./stage";
 import { planUndo, UndoStack } from "./undo";
@@ -746,7 +746,9 @@ export class Workspace {
     if (!this.list.needsRefill()) return;
     const ticket = this.list.beginRefill(this.confirmedSet());
     try {
-      const page = await api.queue(this.project.id, this.task.id, ticket.limit);
+      // After the list's last frame (its cursor), so that the server starts there instead of walking
+      // the queue from the start past every frame already labelled or skipped.
+      const page = await get<QueuePage>(queuePath(this.project.id, this.task.id, ticket.limit, ticket.after));
       if (this.disposed) return;
       const fresh = page.frames.filter((frame) => !this.list.has(frame.id));
       for (const frame of fresh) this.saves.setKnown(frame.id, null);

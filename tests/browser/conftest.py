@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser.docs_shots import VIEWPORT, docs_screenshots_enabled
+
 CHROMIUM = os.environ.get("CLEAR_CHROMIUM", "/usr/bin/chromium")
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run while
@@ -37,6 +39,14 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """The guides' screenshots share one viewport; an ordinary run keeps Playwright's default."""
+    if not docs_screenshots_enabled():
+        return browser_context_args
+    return {**browser_context_args, "viewport": VIEWPORT}
 
 
 # --- The browser app ------------------------------------------------------------------------------

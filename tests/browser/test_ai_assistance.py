@@ -17,6 +17,7 @@ from annotations.selectors import queue_frames
 from inference.models import ModelVersion, Prediction
 from inference.services import model_version_activate, model_version_register, model_version_score_frames
 from records.models import Project
+from tests.browser.docs_shots import docs_screenshot
 from tests.browser.labelling import CHOICES, expect_frame, expect_saved, log_in
 from tests.factories import ExaminationFactory, ImageFrameFactory, MembershipFactory, UserFactory
 from tests.inference_app.model_support import write_tiny_model_file
@@ -114,12 +115,14 @@ def test_a_reader_sees_the_prediction_and_the_cam_and_the_exposure_is_stored(
     expect(page.locator(".cam-toggle")).not_to_be_checked()
     page.keyboard.press("?")
     expect(page.locator(".modal.help")).to_contain_text("Show or hide the model's CAM over the frame")
+    docs_screenshot(page, "help-overlay")
     page.keyboard.press("Escape")
 
     page.keyboard.press("Shift+M")
     canvas = page.locator("canvas.cam-overlay")
     expect(canvas).to_be_visible()
     expect(page.locator(".stage")).to_have_attribute("data-cam", "on")
+    docs_screenshot(page, "workspace-ai-cam")
     # The CAM spans the whole frame: the canvas lies exactly over the image, whatever the zoom.
     page.keyboard.press("+")
     page.keyboard.press("Shift+ArrowLeft")
@@ -177,6 +180,7 @@ def test_in_a_hidden_project_the_reader_sees_no_model_output_and_none_is_request
     page.keyboard.press("u")
     expect_frame(page, setup.frames[1])
     expect_saved(page)
+    docs_screenshot(page, "workspace")
 
     assert not [r for r in requests if any(part in r for part in ("/predictions/", "/predict/", "/cam/"))]
     assert contexts and all(row["predictions"] == [] for body in contexts for row in body["frames"])
@@ -272,6 +276,8 @@ def test_the_classify_page_classifies_a_real_pcle_frame_and_shows_its_cam_withou
     expect(result.locator(".prediction-class")).to_contain_text(LABELS[predicted])
     expect(result.locator(".distribution li")).to_have_count(3)
     expect(result.locator(".classify-elapsed")).to_contain_text("576\u00d7592 px")
+    # The uploaded frame is a real pCLE sample: masked, so that only generated data reach the docs.
+    docs_screenshot(page, "classify", mask=[page.locator(".classify-view img")])
     canvas = page.locator(".classify-view canvas.cam-overlay")
     expect(canvas).to_be_visible()
     image_box = page.locator(".classify-view img").bounding_box()

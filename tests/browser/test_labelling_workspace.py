@@ -13,6 +13,7 @@ from playwright.sync_api import Page, Response, expect
 
 from annotations.models import Annotation
 from annotations.services import annotation_submit
+from tests.browser.docs_shots import docs_screenshot
 from tests.browser.labelling import expect_frame, expect_saved, labelling_project, log_in
 from tests.factories import FrameFactory, LabelChoiceFactory, LabelTaskFactory, ProjectFactory
 
@@ -29,8 +30,10 @@ def test_expert_labels_twenty_frames_with_the_keyboard_only(
     # Project list -> the project (its card has the focus) -> the task picker -> the workspace.
     expect(page.locator("a.card")).to_have_count(1)
     expect(page.locator("a.card .badge")).to_have_text("Reader")
+    docs_screenshot(page, "projects")
     page.keyboard.press("Enter")
     expect(page.locator("a.card[data-task]")).to_be_focused()
+    docs_screenshot(page, "task-picker")
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{base}/label/{setup.project.pk}/{setup.task.pk}")
     expect_frame(page, setup.frames[0])
@@ -113,6 +116,7 @@ def test_conflicting_edit_is_shown_and_resolved_without_losing_a_label(
     expect(dialog.locator("[data-side=server]")).to_contain_text("version 2")
     expect(dialog.locator("[data-side=mine]")).to_contain_text("Unclear · confidence 3")
     assert 409 in conflicts
+    docs_screenshot(page, "conflict-dialog")
     # Until it is resolved, labelling keys do nothing.
     page.keyboard.press("h")
     expect(dialog).to_be_visible()

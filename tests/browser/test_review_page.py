@@ -16,6 +16,7 @@ from playwright.sync_api import Page, Response, expect
 from annotations.models import Adjudication, Annotation
 from annotations.services import adjudication_submit
 from records.models import Frame
+from tests.browser.docs_shots import docs_screenshot
 from tests.browser.labelling import (
     annotations_snapshot,
     expect_counts,
@@ -160,6 +161,7 @@ def test_reviewer_adjudicates_the_disagreements_by_keyboard(
     expect(decision).to_contain_text("by reviewer · version 1")
     expect(page.locator("textarea.rationale")).to_have_value("Irregular vessels, dark cells")
     page.screenshot(path=str(tmp_path / "review.png"))
+    docs_screenshot(page, "review-page")
 
     stored = {
         a.frame_id: (a.value, a.rationale, a.adjudicated_by_id, a.version)

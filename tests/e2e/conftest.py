@@ -65,6 +65,8 @@ class CeleryWorker:
     log_dir: Path
     process: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+    # More `celery worker` options, e.g. ["--beat"] for a worker that also sends the schedule.
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def log(self) -> Path:
@@ -92,6 +94,7 @@ class CeleryWorker:
                     "--without-mingle",
                     "-n",
                     name,
+                    *self.extra_args,
                 ],
                 cwd=REPO_ROOT,
                 env=self.env,

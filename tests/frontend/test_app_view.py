@@ -36,6 +36,11 @@ def built_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "/label/3/4?prefetch=0",
         "/review/3/4",
         "/classify/3",
+        "/studies/new/3",
+        "/studies/5",
+        "/read/8",
+        "/training/3",
+        "/training/3/9",
     ],
 )
 def test_app_routes_answer_the_built_page_with_a_csrf_cookie(built_index: Path, path: str):
