@@ -20,6 +20,17 @@ def realdata() -> Path:
     return REALDATA
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """Passwords hashed with few iterations for the whole run (see tests/hashers.py)."""
+    hashers = [
+        "tests.hashers.FewIterationsPBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    with override_settings(PASSWORD_HASHERS=hashers):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def media_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test writes frames into its own MEDIA_ROOT."""
