@@ -113,6 +113,12 @@ TEMPLATES = [
 # PostgreSQL in tests and production; the demo falls back to an SQLite file so that it needs no server.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'clear.sqlite3'}")}
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+# The work-queue counts are kept by database triggers (records/migrations/0006) written for these two.
+SUPPORTED_DATABASE_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
+if DATABASES["default"]["ENGINE"] not in SUPPORTED_DATABASE_ENGINES:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must name PostgreSQL (or SQLite for the demo), not {DATABASES['default']['ENGINE']}"
+    )
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # Keep connections open between requests (`?conn_max_age=` in DATABASE_URL wins): opening one
     # per request cost 7 ms of the 19 ms of a trivial authenticated request (bench/label_bench.py).

@@ -40,6 +40,12 @@ def test_production_starts_with_both_secrets() -> None:
     assert "started" in result.stdout
 
 
+def test_a_database_other_than_postgresql_or_sqlite_is_refused() -> None:
+    result = _start(DATABASE_URL="mysql://clear@127.0.0.1:3306/clear")
+    assert result.returncode != 0
+    assert "DATABASE_URL must name PostgreSQL (or SQLite for the demo)" in result.stderr
+
+
 def test_unknown_mode_is_refused() -> None:
     result = _start(CLEAR_MODE="staging")
     assert result.returncode != 0

@@ -113,8 +113,8 @@ def install_triggers(apps: Any, schema_editor: Any) -> None:
         _execute(schema_editor, _POSTGRESQL_FORWARD)
     elif vendor == "sqlite":
         _execute(schema_editor, _SQLITE_FORWARD)
-    else:  # pragma: no cover - CLEAR runs on PostgreSQL, and SQLite for development
-        raise NotImplementedError(f"No frame-count triggers for {vendor}.")
+    else:  # pragma: no cover - config/settings.py refuses other engines before this can run
+        raise RuntimeError(f"CLEAR supports PostgreSQL and SQLite, not {vendor}")
     schema_editor.execute("DELETE FROM records_examinationframecount")
     schema_editor.execute(_BACKFILL)
 
