@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from annotations.models import Adjudication, Annotation, LabelChoice, LabelTask
-from records.models import Examination, ExaminationFrameCount, Frame, ProjectMembership
+from config.model_rows import cache_related, model_columns, table
+from records.models import (
+    Examination,
+    ExaminationFrameCount,
+    Frame,
+    Patient,
+    Project,
+    ProjectMembership,
+    Video,
+)
 from records.selectors import AnyUser, projects_visible_to
 
 QUEUE_DEFAULT_LIMIT = 20
@@ -108,6 +117,72 @@ def _history_entries(history: QuerySet[Any], tracked: Sequence[str]) -> list[His
     return entries
 
 
+# --- The labelling loop's look-ups in hand-written SQL ---------------------------------------------
+# "next" and "submit" run once per labelled frame for every annotator at once; each ORM statement
+# costs about half a millisecond of Python before PostgreSQL sees it (bench/README.md, label section),
+# so their look-ups are single statements here, built from the models' own columns
+# (config/model_rows.py). tests/annotations/test_label_path_queries.py holds them to the ORM's answers.
+
+
+def _member_condition(user: AnyUser, project_column: str) -> tuple[str, list[Any]]:
+    """SQL that is true where `user` may see the project in `project_column` (projects_visible_to)."""
+    if getattr(user, "is_superuser", False):
+        return "TRUE", []
+    return (
+        f"EXISTS (SELECT 1 FROM {table(ProjectMembership)} m "  # noqa: S608 (only model identifiers)
+        f"WHERE m.project_id = {project_column} AND m.user_id = %s)",
+        [user.pk],
+    )
+
+
+@dataclass(frozen=True)
+class SubmitTargets:
+    """What a submit needs before it writes: the frame (with its examination and patient), the task of
+    the frame's project (None: no such task there) and the task's choice of the submitted value
+    (None: the value is no choice of it, or no value was given)."""
+
+    frame: Frame
+    task: LabelTask | None
+    choice: LabelChoice | None
+
+
+def submit_targets(*, user: AnyUser, frame_id: int, task_id: int, value: str | None) -> SubmitTargets | None:
+    """The frame visible to `user`, with the task and the choice of `value`, in one query; None when
+    the frame is not visible to them. Same answers as frames_visible_to(...).get(pk=frame_id) with
+    select_related("examination__patient"), then the project's task and its choice of `value`."""
+    frame, exam, patient = (
+        model_columns(Frame, "f"),
+        model_columns(Examination, "e"),
+        model_columns(Patient, "p"),
+    )
+    task, choice = model_columns(LabelTask, "t"), model_columns(LabelChoice, "c")
+    visible, visible_params = _member_condition(user, "p.project_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {frame.sql}, {exam.sql}, {patient.sql}, {task.sql}, {choice.sql} "  # noqa: S608 (only model identifiers)
+            f"FROM {table(Frame)} f JOIN {table(Examination)} e ON e.id = f.examination_id "
+            f"JOIN {table(Patient)} p ON p.id = e.patient_id "
+            f"LEFT JOIN {table(LabelTask)} t ON t.id = %s AND t.project_id = p.project_id "
+            f"LEFT JOIN {table(LabelChoice)} c ON c.task_id = t.id AND c.value = %s "
+            f"WHERE f.id = %s AND {visible}",
+            [task_id, value, frame_id, *visible_params],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    start = 0
+    instances: list[Any] = []
+    for columns in (frame, exam, patient, task, choice):
+        instances.append(columns.instance_or_none(row, start))
+        start += columns.width
+    found_frame, found_exam, found_patient, found_task, found_choice = instances
+    cache_related(found_exam, "patient", found_patient)
+    cache_related(found_frame, "examination", found_exam)
+    if found_choice is not None:
+        cache_related(found_choice, "task", found_task)
+    return SubmitTargets(frame=found_frame, task=found_task, choice=found_choice)
+
+
 # --- Work queue -----------------------------------------------------------------------------------
 
 
@@ -124,41 +199,60 @@ def queue_task_of(*, user: AnyUser, project_id: int, task_id: int) -> LabelTask 
 def queue_task_and_counts(
     *, user: AnyUser, project_id: int, task_id: int, **filters: Any
 ) -> tuple[LabelTask, tuple[int, int] | None] | None:
-    """queue_task_of, and in the same query the work queue's (total, done) for these filters
-    (see _queue_counts) as two scalar subqueries, which save "next" a round trip to the database;
-    None for the counts with the quality filter (work_queue then counts in its own query). None when
-    there is no such task for the caller."""
-    tasks = label_tasks_visible_to(user).filter(project_id=project_id, pk=task_id).select_related("project")
+    """queue_task_of, and in the same hand-written query the work queue's (total, done) for these
+    filters (see _queue_counts: the sum of the matching examinations' maintained frame counts, and
+    the caller's annotations of the task among them) as two scalar subqueries, which save "next" a
+    round trip to the database; None for the counts with the quality filter (work_queue then counts
+    in its own query). None when there is no such task for the caller."""
     if filters.get("quality_task") is not None and filters.get("quality_value") is not None:
-        task = tasks.first()
+        task = queue_task_of(user=user, project_id=project_id, task_id=task_id)
         return None if task is None else (task, None)
-    lookups = _examination_lookups(
-        examination=filters.get("examination"),
-        anatomical_site=filters.get("anatomical_site"),
-        device=filters.get("device"),
+    examination_conditions, examination_params = [], []
+    for column, name in (("id", "examination"), ("anatomical_site", "anatomical_site"), ("device", "device")):
+        if filters.get(name) is not None:
+            examination_conditions.append(f" AND e.{column} = %s")
+            examination_params.append(filters[name])
+    # The subqueries name the project and task by their ids (those the row must have anyway), not by
+    # outer references: each is planned on its own, once.
+    examinations = (
+        f"SELECT e.id FROM {table(Examination)} e JOIN {table(Patient)} p ON p.id = e.patient_id "  # noqa: S608 (only model identifiers)
+        f"WHERE p.project_id = %s{''.join(examination_conditions)}"
     )
-    # The subqueries name the project and task by their ids (those the row must have anyway), not
-    # by outer references: cheaper to build, and each is planned on its own, once.
-    examinations = Examination.objects.filter(patient__project_id=project_id, **lookups)
-    # SUM and COUNT as plain functions: an aggregate of the whole subquery (no GROUP BY), one row.
-    total = (
-        ExaminationFrameCount.objects.filter(examination__in=examinations)
-        .order_by()
-        .annotate(n=models.Func(F("frames"), function="SUM", output_field=models.BigIntegerField()))
-    )
-    mine = Annotation.objects.filter(task_id=task_id, annotator_id=user.pk)
-    if lookups:
-        mine = mine.filter(frame__examination__in=examinations)
-    done = mine.order_by().annotate(
-        n=models.Func(function="COUNT", template="COUNT(*)", output_field=models.BigIntegerField())
-    )
-    task = tasks.annotate(
-        queue_total=Coalesce(Subquery(total.values("n")[:1], output_field=models.BigIntegerField()), 0),
-        queue_done=Coalesce(Subquery(done.values("n")[:1], output_field=models.BigIntegerField()), 0),
-    ).first()
-    if task is None:
+    mine = f"SELECT COUNT(*) FROM {table(Annotation)} a"  # noqa: S608 (only model identifiers)
+    mine_params: list[Any] = []
+    if examination_conditions:
+        mine += f" JOIN {table(Frame)} f ON f.id = a.frame_id WHERE f.examination_id IN ({examinations}) AND"
+        mine_params = [project_id, *examination_params]
+    else:
+        mine += " WHERE"
+    mine += " a.task_id = %s AND a.annotator_id = %s"
+    task_columns, project_columns = model_columns(LabelTask, "t"), model_columns(Project, "pr")
+    visible, visible_params = _member_condition(user, "t.project_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {task_columns.sql}, {project_columns.sql}, "  # noqa: S608 (only model identifiers)
+            f"COALESCE((SELECT SUM(c.frames) FROM {table(ExaminationFrameCount)} c "
+            f"WHERE c.examination_id IN ({examinations})), 0), COALESCE(({mine}), 0) "
+            f"FROM {table(LabelTask)} t JOIN {table(Project)} pr ON pr.id = t.project_id "
+            f"WHERE t.project_id = %s AND t.id = %s AND {visible}",
+            [
+                project_id,
+                *examination_params,
+                *mine_params,
+                task_id,
+                user.pk,
+                project_id,
+                task_id,
+                *visible_params,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return task, (int(task.queue_total), int(task.queue_done))
+    task = task_columns.instance(row)
+    cache_related(task, "project", project_columns.instance(row, task_columns.width))
+    total, done = row[-2:]
+    return task, (int(total), int(done))
 
 
 def queue_frames(
@@ -400,6 +494,66 @@ def _queue_counts(
     return counts["total"] or 0, counts["done"] or 0
 
 
+def _unannotated_in_video(
+    *,
+    user: AnyUser,
+    task: LabelTask,
+    after: QueueKey,
+    limit: int,
+    examination: int | None = None,
+    anatomical_site: str | None = None,
+    device: str | None = None,
+    **_: Any,
+) -> list[Frame]:
+    """The next `limit` frames after `after` in its own video that the caller has not annotated for
+    the task, in (index_in_video, id) order, with their examination and patient and
+    `queue_video_name`: work_queue's usual page (each "next" continues after the frame labelled
+    last) in one hand-written statement, the same as the ORM's `unannotated.filter(after_in_video)`
+    (tests/annotations/test_label_path_queries.py holds them equal)."""
+    frame, exam, patient = (
+        model_columns(Frame, "f"),
+        model_columns(Examination, "e"),
+        model_columns(Patient, "p"),
+    )
+    conditions, params = [], []
+    for column, value in (("id", examination), ("anatomical_site", anatomical_site), ("device", device)):
+        if value is not None:
+            conditions.append(f" AND e.{column} = %s")
+            params.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {frame.sql}, v.name, {exam.sql}, {patient.sql} "  # noqa: S608 (only model identifiers)
+            f"FROM {table(Frame)} f JOIN {table(Examination)} e ON e.id = f.examination_id "
+            f"JOIN {table(Patient)} p ON p.id = e.patient_id JOIN {table(Video)} v ON v.id = f.video_id "
+            f"WHERE p.project_id = %s{''.join(conditions)} AND f.video_id = %s "
+            "AND (f.index_in_video > %s OR (f.index_in_video = %s AND f.id > %s)) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table(Annotation)} a "
+            "WHERE a.annotator_id = %s AND a.task_id = %s AND a.frame_id = f.id) "
+            "ORDER BY f.index_in_video, f.id LIMIT %s",
+            [
+                task.project_id,
+                *params,
+                after.video_id,
+                after.index_in_video,
+                after.index_in_video,
+                after.frame_id,
+                user.pk,
+                task.pk,
+                limit,
+            ],
+        )
+        rows = cursor.fetchall()
+    page = []
+    for row in rows:
+        found = frame.instance(row)
+        found.queue_video_name = row[frame.width]
+        found_exam = exam.instance(row, frame.width + 1)
+        cache_related(found_exam, "patient", patient.instance(row, frame.width + 1 + exam.width))
+        cache_related(found, "examination", found_exam)
+        page.append(found)
+    return page
+
+
 class QueueOrder(models.TextChoices):
     QUEUE = "queue", "Queue order (patient, examination, sequence, index)"
     UNCERTAINTY = "uncertainty", "Least confident prediction of the task's active model first"
@@ -473,35 +627,42 @@ def work_queue(
     (queue_task_and_counts, for these filters). The page keeps NOT EXISTS, which
     PostgreSQL plans as an anti-join inside the queue-order walk; `NOT IN` there is estimated so
     badly that with 20,000 frames the planner picked a plan 8 times slower."""
-    mine = Annotation.objects.filter(task=task, annotator_id=user.pk)
     total, done = counts if counts is not None else _queue_counts(user=user, task=task, **filters)
-    unannotated = (
-        queue_frames(task=task, **filters)
-        .filter(~Exists(mine.filter(frame=OuterRef("pk"))))
-        # The patient too (already joined for the order): the pseudonym is part of each frame's
-        # cursor, and the frame serializer reads the project id from it.
-        .select_related("examination__patient")
-        .annotate(queue_video_name=F("video__name"))
-    )
+
+    def unannotated() -> QuerySet[Frame]:
+        mine = Annotation.objects.filter(task=task, annotator_id=user.pk)
+        return (
+            queue_frames(task=task, **filters)
+            .filter(~Exists(mine.filter(frame=OuterRef("pk"))))
+            # The patient too (already joined for the order): the pseudonym is part of each frame's
+            # cursor, and the frame serializer reads the project id from it.
+            .select_related("examination__patient")
+            .annotate(queue_video_name=F("video__name"))
+        )
+
     if order != QueueOrder.QUEUE:
         # Ordered by the model, the page is simply the first unannotated frames: what the caller
         # labels drops out, so asking again gives the next ones (no cursor).
-        ranked = list(_model_ordered(unannotated, task=task, order=order)[:limit])
+        ranked = list(_model_ordered(unannotated(), task=task, order=order)[:limit])
         for frame in ranked:
             frame.queue_cursor = queue_key_of(frame).encode()  # type: ignore[attr-defined]
         return WorkQueue(
             task=task, total=total, remaining=max(0, total - done), frames=ranked, next_cursor=None
         )
     page: list[Frame] = []
-    in_video = after.after_in_video() if after is not None else None
-    if in_video is not None:
+    if after is not None and after.video_id is not None and after.index_in_video is not None:
         # Usually the page lies in the cursor's own video: its frames with an index after the cursor
         # come first in queue order, and the (video, index_in_video) index yields them in order
         # without reading the rest of the examination. Only a full page is the answer; a short one
         # (the video's end) falls through to the whole order.
-        page = list(unannotated.filter(in_video).order_by("index_in_video", "id")[:limit])
+        if filters.get("quality_task") is None or filters.get("quality_value") is None:
+            page = _unannotated_in_video(user=user, task=task, after=after, limit=limit, **filters)
+        else:
+            in_video = after.after_in_video()
+            assert in_video is not None  # a video and an index: see QueueKey.after_in_video
+            page = list(unannotated().filter(in_video).order_by("index_in_video", "id")[:limit])
     if len(page) < limit:
-        frames = unannotated if after is None else unannotated.filter(after.after())
+        frames = unannotated() if after is None else unannotated().filter(after.after())
         page = list(frames[:limit])
     for frame in page:
         frame.queue_cursor = queue_key_of(frame).encode()  # type: ignore[attr-defined]

@@ -382,6 +382,20 @@ _IDEMPOTENCY_INSERT = (
 )
 
 
+_IDEMPOTENCY_OUTCOME = (
+    'UPDATE "annotations_idempotencyrecord" SET status_code = %s, response = %s WHERE id = %s'
+)
+
+
+def _store_outcome(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int) -> None:
+    """record.save(update_fields=["response", "status_code"]) as one hand-written statement: the
+    ORM's save costs 0.4 ms of Python on each submit, more than the update itself."""
+    record.response, record.status_code = response, status_code
+    stored = IdempotencyRecord._meta.get_field("response").get_db_prep_save(response, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_IDEMPOTENCY_OUTCOME, [status_code, stored, record.pk])
+
+
 def _idempotency_record(*, user: User, key: str, payload: dict[str, Any]) -> IdempotencyRecord:
     """The locked IdempotencyRecord of (user, key), created for this payload if new. Its `response`
     is None until the submit that created it stores its outcome. Raises IdempotencyKeyReused when
@@ -479,9 +493,7 @@ def annotation_submit(
     )
     outcome = AnnotationSubmitted(annotation=annotation.snapshot(), created=created)
     if record is not None:
-        record.response = outcome.annotation
-        record.status_code = 201 if created else 200
-        record.save(update_fields=["response", "status_code"])
+        _store_outcome(record, response=outcome.annotation, status_code=201 if created else 200)
     return outcome
 
 
@@ -743,9 +755,7 @@ def adjudication_submit(
     )
     outcome = AdjudicationSubmitted(adjudication=adjudication.snapshot(), created=created)
     if record is not None:
-        record.response = outcome.adjudication
-        record.status_code = 201 if created else 200
-        record.save(update_fields=["response", "status_code"])
+        _store_outcome(record, response=outcome.adjudication, status_code=201 if created else 200)
     return outcome
 
 

@@ -90,7 +90,7 @@ def test_next_counts_the_callers_annotations_in_the_same_query(scene):
     assert len(counted) == 1 and '"annotations_labeltask"' in counted[0]
 
 
-def test_submit_of_a_new_label_is_nine_statements(scene, django_assert_num_queries):
+def test_submit_of_a_new_label_is_eight_statements(scene, django_assert_num_queries):
     assert submit(scene, scene["frames"][0].pk).status_code == 201  # warm-up
 
     with CaptureQueriesContext(connection) as captured:
@@ -98,11 +98,11 @@ def test_submit_of_a_new_label_is_nine_statements(scene, django_assert_num_queri
 
     assert response.status_code == 201, response.content
     kinds = [" ".join(query["sql"].split()[:3]) for query in captured.captured_queries]
-    # The token, the frame, the choice with its task; the transaction (a savepoint inside the test's
-    # own); the key (one insert that also locks it), the annotation (one insert, nothing where it
-    # exists), its history row, the stored outcome. No locking read, no savepoint around the insert.
+    # The token (with its user), the frame with the task and the choice; the transaction (a savepoint
+    # inside the test's own); the key (one insert that also locks it), the annotation (one insert,
+    # nothing where it exists), its history row, the stored outcome. No locking read, no savepoint
+    # around the insert.
     assert [kind.split(" ")[0] for kind in kinds] == [
-        "SELECT",
         "SELECT",
         "SELECT",
         "SAVEPOINT",
@@ -112,9 +112,9 @@ def test_submit_of_a_new_label_is_nine_statements(scene, django_assert_num_queri
         "UPDATE",
         "RELEASE",
     ], kinds
-    assert '"annotations_idempotencyrecord"' in kinds[4] and '"annotations_annotation"' in kinds[5]
-    assert '"annotations_historicalannotation"' in kinds[6]
-    with django_assert_num_queries(9):
+    assert '"annotations_idempotencyrecord"' in kinds[3] and '"annotations_annotation"' in kinds[4]
+    assert '"annotations_historicalannotation"' in kinds[5]
+    with django_assert_num_queries(8):
         assert submit(scene, scene["frames"][2].pk).status_code == 201
 
     annotation = Annotation.objects.get(frame=scene["frames"][1], annotator=scene["reader"])

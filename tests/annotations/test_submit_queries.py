@@ -50,15 +50,16 @@ def test_a_new_key_is_inserted_and_locked_in_one_statement(scene):
     assert response.status_code == 201
     # The insert (which returns the new row, locked) and the stored outcome; no locking read.
     assert idempotency_statements(sqls) == ["INSERT", "UPDATE"]
-    # Besides savepoints and the session: the user, the frame, the choice with its task, the key, the
-    # annotation's insert (no locking read before it) and history row, and the stored outcome (10,
-    # then 9 before; test_label_path_queries.py pins the token-authenticated request's statements).
+    # Besides savepoints and the session: the user, the frame with the task and the choice (one
+    # statement), the key, the annotation's insert (no locking read before it) and history row, and
+    # the stored outcome (10, then 9, then 7 before; test_label_path_queries.py pins the
+    # token-authenticated request's statements).
     statements = [
         sql
         for sql in sqls
         if not sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")) and '"django_session"' not in sql
     ]
-    assert len(statements) == 7, statements
+    assert len(statements) == 6, statements
     record = IdempotencyRecord.objects.get(user=scene["reader"], key="new-key")
     annotation = Annotation.objects.get(frame=scene["frames"][1], task=scene["task"])
     assert record.response is not None

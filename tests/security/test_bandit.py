@@ -13,16 +13,26 @@ from tests.conftest import REPO_ROOT
 APPS = ["config", "jobs", "records", "annotations", "studies", "inference", "exports", "frontend"]
 BANDIT = Path(sys.executable).parent / "bandit"
 
-# (file, bandit test id): why the finding is not a flaw. Each entry must still be found, so that
-# the list never keeps a justification for code that is gone.
+# (file, bandit test id): how many findings of that test the file may have, and why they are not
+# flaws. Each entry must be found exactly that often, so that the list never keeps a justification
+# for code that is gone and a new finding in the same file is judged afresh.
+_HAND_WRITTEN_SQL = (
+    "the labelling loop's hand-written SQL (bench/README.md, label section): the interpolated parts are "
+    "table and column names from the models' metadata (config/model_rows.py) and fixed condition "
+    "fragments; every value is a bound %s parameter"
+)
 JUSTIFIED = {
     ("inference/ml/pretrained.py", "B403"): (
+        1,
         "imports pickle only to catch pickle.UnpicklingError from torch.load(weights_only=True); "
-        "nothing is unpickled (tests/security/test_no_pickle.py)"
+        "nothing is unpickled (tests/security/test_no_pickle.py)",
     ),
     ("records/management/commands/seed_demo.py", "B105"): (
-        "the demo logins' published password ('clear-demo', README); the demo runs in development mode only"
+        1,
+        "the demo logins' published password ('clear-demo', README); the demo runs in development mode only",
     ),
+    ("annotations/selectors.py", "B608"): (6, _HAND_WRITTEN_SQL),
+    ("config/authentication.py", "B608"): (1, _HAND_WRITTEN_SQL),
 }
 
 
@@ -46,5 +56,4 @@ def test_bandit_finds_nothing_unjustified_in_the_apps() -> None:
         if (issue["filename"], issue["test_id"]) not in JUSTIFIED
     ]
     assert unjustified == []
-    # One finding per justified entry: a second one in the same file is judged afresh.
-    assert {key: found[key] for key in JUSTIFIED} == dict.fromkeys(JUSTIFIED, 1)
+    assert {key: found[key] for key in JUSTIFIED} == {key: count for key, (count, _) in JUSTIFIED.items()}
