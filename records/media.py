@@ -30,6 +30,8 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from records.storage import MediaFileSystemStorage
+
 STORAGE_ALIAS = "media"
 TEMPORARY_PREFIX = ".tmp-"
 COPY_CHUNK_BYTES = 1024 * 1024
@@ -112,6 +114,9 @@ def _save(name: str, content: File) -> bool:
 
 def save_bytes(name: str, data: bytes) -> bool:
     """Store `data` under `name` unless it is already there; True when this call created it."""
+    target = storage()
+    if isinstance(target, MediaFileSystemStorage):
+        return target.save_bytes_once(checked(name), data)
     return _save(checked(name), ContentFile(data))
 
 

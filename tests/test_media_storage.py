@@ -329,6 +329,30 @@ def test_the_local_backend_writes_atomically_and_keeps_the_name(media_root: Path
         pass
 
 
+def test_content_addressed_bytes_are_written_atomically_on_the_local_backend(
+    media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # save_bytes takes the local backend's short path (no Django name handling); it must keep the
+    # same promise: a write that fails leaves neither a truncated file under the name nor a scratch file.
+    def refused(source: str, target: str) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", refused)
+        with pytest.raises(OSError, match="disk full"):
+            media.save_bytes("frames/ef/efab.png", b"whole")
+    assert _files_below(media_root) == []
+
+    assert media.save_bytes("frames/ef/efab.png", b"whole") is True  # its folder made on the way
+    assert media.save_bytes("frames/ef/efab.png", b"other") is False  # the name is taken: kept as is
+    assert media.read_bytes("frames/ef/efab.png") == b"whole"
+    assert [path.relative_to(media_root).as_posix() for path in _files_below(media_root)] == [
+        "frames/ef/efab.png"
+    ]
+    with pytest.raises(ValueError, match="not a media name"):
+        media.save_bytes("../outside.png", b"x")
+
+
 # --- the S3 backend's settings (no network) -------------------------------------------------------
 
 SHOW_STORAGE = (
