@@ -25,11 +25,15 @@ Issue 3's speed goal: p95 of the server time for "next frame + submit label" und
 3. 8 client processes, one per reader, each with a token from POST /api/auth/token/, loop: GET
    /api/projects/{p}/queue/?task=...&limit=5&after=<cursor of the frame labelled last> ("next"; the
    first call of each round has no cursor, and a server without cursors ignores it), then PUT
-   /api/frames/{first}/annotations/{task}/ with a fresh Idempotency-Key ("submit"), without pause
-   (a closed loop: far more load than 8 people clicking, on purpose; --think adds a pause). Each
-   measured round follows a short warm-up. Then one reader alone (the one with the most prior
-   work) does the same, followed by GET /api/auth/me/ as a reference for what any authenticated
-   request costs on the machine at that moment. Server, clients and PostgreSQL share the cores.
+   /api/frames/{first}/annotations/{task}/ with a fresh Idempotency-Key ("submit"), then a pause.
+   The goal's phase: 8 readers at a fast human pace, each pausing 0.5-1.5 s per frame (--think 1,
+   its mean) from a random start, so that the team labels about 8 frames a second (an expert
+   labelling CLE frames takes seconds per frame). Then the stress phase: the same 8 readers without
+   any pause (a closed loop, each one about 19 frames a second on this machine: far more load than
+   8 people, on purpose; --stress-duration). Each measured round follows a short warm-up. Then one
+   reader alone (the one with the most prior work) without pause, followed by GET /api/auth/me/ as a
+   reference for what any authenticated request costs on the machine at that moment. Server,
+   clients and PostgreSQL share the cores.
 4. With `--compare-with DIR` (another checkout of CLEAR, e.g. the commit before a change, using
    the same migrations) a second gunicorn serves that code from the same database, and the
    measured rounds alternate between the two servers, so that both sides of the comparison meet
@@ -469,6 +473,11 @@ def annotator(job: dict[str, Any]) -> list[tuple[Any, ...]]:
     samples: list[tuple[Any, ...]] = []
     while time.time() < job["start_at"]:
         time.sleep(0.01)
+    if job["think"]:
+        # People do not start, nor finish each frame, in lockstep: each reader starts at a random
+        # moment of the first pause and then pauses 0.5-1.5 times --think per frame. (A fixed pause
+        # from a common start made the 8 readers send their requests in bursts of 8 at once.)
+        time.sleep(rng.uniform(0, job["think"]))
     measure_from = job["start_at"] + job["warmup"]
     stop_at = measure_from + job["duration"]
     while True:
@@ -499,7 +508,7 @@ def annotator(job: dict[str, Any]) -> list[tuple[Any, ...]]:
             for kind, values, ms in (("next", timing, elapsed), ("submit", timing2, elapsed2)):
                 samples.append((kind, values["app"], values["db"], values["cpu"], values["q"], ms))
         if job["think"]:
-            time.sleep(job["think"])
+            time.sleep(rng.uniform(0.5, 1.5) * job["think"])
     return samples
 
 
@@ -573,15 +582,16 @@ def table_rows(label: str, samples: list[tuple[Any, ...]], duration: float) -> l
     return rows
 
 
-def report(
-    phases: list[tuple[str, str, list[tuple[Any, ...]], float]],
-    scene: dict[str, Any],
-    args: argparse.Namespace,
-) -> None:
+# A measured phase: (side, its "annotators" column, kind, samples, measured seconds). Kinds: "goal" (all
+# annotators at a human pace: the issue's goal), "stress" (all of them without pause), "alone".
+Phase = tuple[str, str, str, list[tuple[Any, ...]], float]
+
+
+def report(phases: list[Phase], scene: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\nCLEAR label benchmark: {os.cpu_count()} cores shared by gunicorn ({args.workers} sync workers x "
         f"{args.threads} threads), the client processes and PostgreSQL; {scene['frames']} frames, "
-        f"{scene['prior']} prior annotations, limit={args.limit}, think time {args.think:g} s; "
+        f"{scene['prior']} prior annotations, limit={args.limit}, mean pause per frame {args.think:g} s; "
         f"{args.duration:g} s measured per side in {args.rounds} round(s), each after a "
         f"{args.warmup:g} s warm-up; 1-minute load average {scene['load'][0]:.1f} before and "
         f"{scene['load'][1]:.1f} after"
@@ -597,54 +607,61 @@ def report(
         "| server CPU ms (mean) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for side, annotators, samples, duration in phases:
+    for side, annotators, _, samples, duration in phases:
         for line in table_rows(f"{side} | {annotators}", samples, duration):
             print(line)
     print()
     from bench.results import Result, write_results
 
     results = []
-    for side, annotators, samples, _ in phases:
+    workloads = {
+        "goal": f"{args.annotators} annotators at once, mean pause {args.think:g} s per frame",
+        "stress": f"{args.annotators} annotators at once without pause (stress)",
+        "alone": "1 annotator without pause",
+    }
+    for side, _, kind, samples, duration in phases:
         if side != "this checkout":
             continue
-        pairs = list(
-            zip([s for s in samples if s[0] == "next"], [s for s in samples if s[0] == "submit"], strict=True)
-        )
-        p50, p95, _p99 = percentiles([a[1] + b[1] for a, b in pairs])
-        alone = annotators == "1"
+        p50, p95 = pair_percentiles(samples)[:2]
+        pairs = sum(1 for sample in samples if sample[0] == "next")
         results.append(
             Result(
-                key="label-next-submit-alone" if alone else "label-next-submit",
+                key={"goal": "label-next-submit", "stress": "label-next-submit-stress"}.get(
+                    kind, "label-next-submit-alone"
+                ),
                 workload=f"server time of next frame + submit label, p95, {scene['frames']:,} frames, "
-                f"{annotators} annotator{'' if alone else 's'} at once",
+                + workloads[kind],
                 value=round(p95, 1),
                 unit="ms",
-                goal=None if alone else "< 20",
-                details={"p50 ms": p50, "pairs/s": len(pairs) / args.duration if not alone else 0.0},
+                goal="< 20" if kind == "goal" else None,
+                details={"p50 ms": p50, "pairs/s": pairs / duration},
             )
         )
     write_results(args.json, results)
-    for side, annotators, samples, _ in phases:
-        if annotators != str(args.annotators):
+    for side, _, kind, samples, _ in phases:
+        if kind != "goal":
             continue
-        busy = [s for s in samples if s[0] in ("next", "submit")]
-        pairs = list(
-            zip([s for s in busy if s[0] == "next"], [s for s in busy if s[0] == "submit"], strict=True)
-        )
-        p95 = percentiles([a[1] + b[1] for a, b in pairs])[1]
+        p95 = pair_percentiles(samples)[1]
         verdict = "met" if p95 < 20 else "NOT met"
         print(
-            f"Goal ({side}): p95 of the server time of next + submit under 20 ms with {annotators} "
-            f"annotators: {verdict} ({p95:.1f} ms)."
+            f"Goal ({side}): p95 of the server time of next + submit under 20 ms with {args.annotators} "
+            f"annotators at once (mean pause {args.think:g} s per frame): {verdict} ({p95:.1f} ms)."
         )
+
+
+def pair_percentiles(samples: list[tuple[Any, ...]]) -> tuple[float, float, float]:
+    """p50, p95, p99 of the server time of each next + submit pair."""
+    busy = [s for s in samples if s[0] in ("next", "submit")]
+    pairs = zip([s for s in busy if s[0] == "next"], [s for s in busy if s[0] == "submit"], strict=True)
+    return percentiles([a[1] + b[1] for a, b in pairs])
 
 
 def run_phases(
     args: argparse.Namespace, scene: dict[str, Any], ports: dict[str, int], tokens: list[str]
-) -> list[tuple[str, str, list[tuple[Any, ...]], float]]:
-    """The measured periods: all annotators at once, alternating between the servers round by round
-    (so that both sides meet the same background load), then one annotator alone on each."""
-    per_phase = args.duration / args.rounds
+) -> list[Phase]:
+    """The measured periods: all annotators at once at a human pace (the goal), then all of them
+    without pause (a stress test), each alternating between the servers round by round (so that both
+    sides meet the same background load); then one annotator alone on each."""
     jobs = [
         {
             "token": token,
@@ -653,36 +670,48 @@ def run_phases(
             "values": scene["values"],
             "limit": args.limit,
             "warmup": args.warmup,
-            "duration": per_phase,
-            "think": args.think,
             "seed": number,
         }
         for number, token in enumerate(tokens)
     ]
-    busy: dict[str, list[tuple[Any, ...]]] = {side: [] for side in ports}
     order = list(ports)
     scene["load"] = (os.getloadavg()[0], 0.0)
+    phases: list[Phase] = []
     with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
         pool.map(time.sleep, [0.0] * len(jobs), chunksize=1)  # start the processes before timing
-        for round_ in range(args.rounds):
-            for side in order if round_ % 2 == 0 else order[::-1]:
-                start_at = time.time() + 0.5
-                results = pool.map(
-                    annotator,
-                    [{**job, "port": ports[side], "start_at": start_at} for job in jobs],
-                    chunksize=1,
-                )
-                busy[side] += [sample for result in results for sample in result]
+        for kind, think, duration in (
+            ("goal", args.think, args.duration),
+            ("stress", 0.0, args.stress_duration),
+        ):
+            if not duration:
+                continue
+            busy: dict[str, list[tuple[Any, ...]]] = {side: [] for side in ports}
+            for round_ in range(args.rounds):
+                for side in order if round_ % 2 == 0 else order[::-1]:
+                    start_at = time.time() + 0.5
+                    round_jobs = [
+                        {
+                            **job,
+                            "port": ports[side],
+                            "start_at": start_at,
+                            "think": think,
+                            "duration": duration / args.rounds,
+                        }
+                        for job in jobs
+                    ]
+                    results = pool.map(annotator, round_jobs, chunksize=1)
+                    busy[side] += [sample for result in results for sample in result]
+            pause = f"mean pause {think:g} s" if think else "no pause"
+            phases += [(side, f"{args.annotators}, {pause}", kind, busy[side], duration) for side in order]
     scene["load"] = (scene["load"][0], os.getloadavg()[0])
-    phases = [(side, str(args.annotators), busy[side], args.duration) for side in order]
     if args.solo_duration:
         # The same requests from one annotator alone (the one with the most prior work), and the
         # reference request: the cost of a request when nothing else of the bench competes for the cores.
         for side in order:
-            alone = {**jobs[-1], "port": ports[side], "start_at": time.time(), "warmup": 1.0}
+            alone = {**jobs[-1], "port": ports[side], "start_at": time.time(), "warmup": 1.0, "think": 0.0}
             alone["duration"] = args.solo_duration
             samples = annotator(alone) + floor(ports[side], tokens[-1], args.solo_duration / 2)
-            phases.append((side, "1", samples, args.solo_duration))
+            phases.append((side, "1, no pause", "alone", samples, args.solo_duration))
     return phases
 
 
@@ -700,7 +729,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each measured round")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per side")
-    parser.add_argument("--think", type=float, default=0.0, help="seconds each reader pauses per frame")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="the goal's phase: mean seconds each reader pauses per frame (each pause 0.5-1.5 times it)",
+    )
+    parser.add_argument(
+        "--stress-duration",
+        type=float,
+        default=30.0,
+        help="then the same readers without pause for this long, in --rounds rounds (0: skip)",
+    )
     parser.add_argument(
         "--solo-duration", type=float, default=10.0, help="then one annotator alone for this long (0: skip)"
     )

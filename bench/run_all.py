@@ -67,6 +67,8 @@ BENCHMARKS = (
             "3",
             "--rounds",
             "1",
+            "--stress-duration",
+            "3",
             "--solo-duration",
             "2",
             "--warmup",
