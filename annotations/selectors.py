@@ -121,7 +121,7 @@ def _history_entries(history: QuerySet[Any], tracked: Sequence[str]) -> list[His
 # "next" and "submit" run once per labelled frame for every annotator at once; each ORM statement
 # costs about half a millisecond of Python before PostgreSQL sees it (bench/README.md, label section),
 # so their look-ups are single statements here, built from the models' own columns
-# (config/model_rows.py). tests/annotations/test_label_path_queries.py holds them to the ORM's answers.
+# (config/model_rows.py). tests/annotations/test_label_path_sql.py holds them to the ORM's answers.
 
 
 def _member_condition(user: AnyUser, project_column: str) -> tuple[str, list[Any]]:
@@ -509,7 +509,7 @@ def _unannotated_in_video(
     the task, in (index_in_video, id) order, with their examination and patient and
     `queue_video_name`: work_queue's usual page (each "next" continues after the frame labelled
     last) in one hand-written statement, the same as the ORM's `unannotated.filter(after_in_video)`
-    (tests/annotations/test_label_path_queries.py holds them equal)."""
+    (tests/annotations/test_label_path_sql.py holds them equal)."""
     frame, exam, patient = (
         model_columns(Frame, "f"),
         model_columns(Examination, "e"),
