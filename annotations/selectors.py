@@ -135,6 +135,42 @@ def _member_condition(user: AnyUser, project_column: str) -> tuple[str, list[Any
     )
 
 
+def _examination_conditions(
+    *, examination: int | None = None, anatomical_site: str | None = None, device: str | None = None, **_: Any
+) -> tuple[str, list[Any]]:
+    """The queue's examination filters (_examination_lookups) as SQL on the alias `e`: ' AND ...'."""
+    lookups = _examination_lookups(examination=examination, anatomical_site=anatomical_site, device=device)
+    columns = {"pk": "id", "anatomical_site": "anatomical_site", "device": "device"}
+    return "".join(f" AND e.{columns[name]} = %s" for name in lookups), list(lookups.values())
+
+
+_FRAME_WITH_PARENTS: tuple[tuple[type[models.Model], str], ...] = (
+    (Frame, "f"),
+    (Examination, "e"),
+    (Patient, "p"),
+)
+
+
+def _frame_with_parents_sql() -> tuple[str, str]:
+    """The SELECT list and FROM clause of frames `f` with their examination `e` and patient `p`."""
+    columns = ", ".join(model_columns(model, alias).sql for model, alias in _FRAME_WITH_PARENTS)
+    return columns, (
+        f"FROM {table(Frame)} f JOIN {table(Examination)} e ON e.id = f.examination_id "
+        f"JOIN {table(Patient)} p ON p.id = e.patient_id"
+    )
+
+
+def _frame_with_parents(row: Sequence[Any]) -> tuple[Frame, int]:
+    """The frame at the start of a row selected with _frame_with_parents_sql, its examination and
+    patient cached on it as select_related("examination__patient") does; and where the row goes on."""
+    frame, exam, patient = (model_columns(model, alias) for model, alias in _FRAME_WITH_PARENTS)
+    found = frame.instance(row)
+    found_exam = exam.instance(row, frame.width)
+    cache_related(found_exam, "patient", patient.instance(row, frame.width + exam.width))
+    cache_related(found, "examination", found_exam)
+    return found, frame.width + exam.width + patient.width
+
+
 @dataclass(frozen=True)
 class SubmitTargets:
     """What a submit needs before it writes: the frame (with its examination and patient), the task of
@@ -150,18 +186,12 @@ def submit_targets(*, user: AnyUser, frame_id: int, task_id: int, value: str | N
     """The frame visible to `user`, with the task and the choice of `value`, in one query; None when
     the frame is not visible to them. Same answers as frames_visible_to(...).get(pk=frame_id) with
     select_related("examination__patient"), then the project's task and its choice of `value`."""
-    frame, exam, patient = (
-        model_columns(Frame, "f"),
-        model_columns(Examination, "e"),
-        model_columns(Patient, "p"),
-    )
+    frame_columns, frames = _frame_with_parents_sql()
     task, choice = model_columns(LabelTask, "t"), model_columns(LabelChoice, "c")
     visible, visible_params = _member_condition(user, "p.project_id")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {frame.sql}, {exam.sql}, {patient.sql}, {task.sql}, {choice.sql} "  # noqa: S608 (only model identifiers)
-            f"FROM {table(Frame)} f JOIN {table(Examination)} e ON e.id = f.examination_id "
-            f"JOIN {table(Patient)} p ON p.id = e.patient_id "
+            f"SELECT {frame_columns}, {task.sql}, {choice.sql} {frames} "
             f"LEFT JOIN {table(LabelTask)} t ON t.id = %s AND t.project_id = p.project_id "
             f"LEFT JOIN {table(LabelChoice)} c ON c.task_id = t.id AND c.value = %s "
             f"WHERE f.id = %s AND {visible}",
@@ -170,14 +200,9 @@ def submit_targets(*, user: AnyUser, frame_id: int, task_id: int, value: str | N
         row = cursor.fetchone()
     if row is None:
         return None
-    start = 0
-    instances: list[Any] = []
-    for columns in (frame, exam, patient, task, choice):
-        instances.append(columns.instance_or_none(row, start))
-        start += columns.width
-    found_frame, found_exam, found_patient, found_task, found_choice = instances
-    cache_related(found_exam, "patient", found_patient)
-    cache_related(found_frame, "examination", found_exam)
+    found_frame, start = _frame_with_parents(row)
+    found_task = task.instance_or_none(row, start)
+    found_choice = choice.instance_or_none(row, start + task.width)
     if found_choice is not None:
         cache_related(found_choice, "task", found_task)
     return SubmitTargets(frame=found_frame, task=found_task, choice=found_choice)
@@ -207,16 +232,12 @@ def queue_task_and_counts(
     if filters.get("quality_task") is not None and filters.get("quality_value") is not None:
         task = queue_task_of(user=user, project_id=project_id, task_id=task_id)
         return None if task is None else (task, None)
-    examination_conditions, examination_params = [], []
-    for column, name in (("id", "examination"), ("anatomical_site", "anatomical_site"), ("device", "device")):
-        if filters.get(name) is not None:
-            examination_conditions.append(f" AND e.{column} = %s")
-            examination_params.append(filters[name])
+    examination_conditions, examination_params = _examination_conditions(**filters)
     # The subqueries name the project and task by their ids (those the row must have anyway), not by
     # outer references: each is planned on its own, once.
     examinations = (
         f"SELECT e.id FROM {table(Examination)} e JOIN {table(Patient)} p ON p.id = e.patient_id "  # noqa: S608 (only model identifiers)
-        f"WHERE p.project_id = %s{''.join(examination_conditions)}"
+        f"WHERE p.project_id = %s{examination_conditions}"
     )
     mine = f"SELECT COUNT(*) FROM {table(Annotation)} a"  # noqa: S608 (only model identifiers)
     mine_params: list[Any] = []
@@ -510,22 +531,14 @@ def _unannotated_in_video(
     `queue_video_name`: work_queue's usual page (each "next" continues after the frame labelled
     last) in one hand-written statement, the same as the ORM's `unannotated.filter(after_in_video)`
     (tests/annotations/test_label_path_sql.py holds them equal)."""
-    frame, exam, patient = (
-        model_columns(Frame, "f"),
-        model_columns(Examination, "e"),
-        model_columns(Patient, "p"),
+    frame_columns, frames = _frame_with_parents_sql()
+    conditions, params = _examination_conditions(
+        examination=examination, anatomical_site=anatomical_site, device=device
     )
-    conditions, params = [], []
-    for column, value in (("id", examination), ("anatomical_site", anatomical_site), ("device", device)):
-        if value is not None:
-            conditions.append(f" AND e.{column} = %s")
-            params.append(value)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {frame.sql}, v.name, {exam.sql}, {patient.sql} "  # noqa: S608 (only model identifiers)
-            f"FROM {table(Frame)} f JOIN {table(Examination)} e ON e.id = f.examination_id "
-            f"JOIN {table(Patient)} p ON p.id = e.patient_id JOIN {table(Video)} v ON v.id = f.video_id "
-            f"WHERE p.project_id = %s{''.join(conditions)} AND f.video_id = %s "
+            f"SELECT {frame_columns}, v.name {frames} JOIN {table(Video)} v ON v.id = f.video_id "  # noqa: S608 (only model identifiers)
+            f"WHERE p.project_id = %s{conditions} AND f.video_id = %s "
             "AND (f.index_in_video > %s OR (f.index_in_video = %s AND f.id > %s)) "
             f"AND NOT EXISTS (SELECT 1 FROM {table(Annotation)} a "
             "WHERE a.annotator_id = %s AND a.task_id = %s AND a.frame_id = f.id) "
@@ -545,11 +558,8 @@ def _unannotated_in_video(
         rows = cursor.fetchall()
     page = []
     for row in rows:
-        found = frame.instance(row)
-        found.queue_video_name = row[frame.width]
-        found_exam = exam.instance(row, frame.width + 1)
-        cache_related(found_exam, "patient", patient.instance(row, frame.width + 1 + exam.width))
-        cache_related(found, "examination", found_exam)
+        found, end = _frame_with_parents(row)
+        found.queue_video_name = row[end]  # type: ignore[attr-defined]
         page.append(found)
     return page
 

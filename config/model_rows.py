@@ -34,6 +34,7 @@ class ModelColumns(Generic[M]):
     sql: str
     attnames: tuple[str, ...]
     converters: tuple[tuple[Any, tuple[Converter, ...]], ...]
+    primary_key: int  # the primary key's position among the columns
 
     @property
     def width(self) -> int:
@@ -51,8 +52,7 @@ class ModelColumns(Generic[M]):
 
     def instance_or_none(self, row: Sequence[Any], start: int = 0) -> M | None:
         """None where an outer join found no row (the primary key column is NULL)."""
-        primary_key = self.attnames.index(self.model._meta.pk.attname)
-        return None if row[start + primary_key] is None else self.instance(row, start)
+        return None if row[start + self.primary_key] is None else self.instance(row, start)
 
 
 @cache
@@ -71,6 +71,7 @@ def model_columns(model: type[M], alias: str) -> ModelColumns[M]:
         sql=", ".join(f"{quote(alias)}.{quote(field.column)}" for field in fields),
         attnames=tuple(field.attname for field in fields),
         converters=tuple(converters),
+        primary_key=[field.primary_key for field in fields].index(True),
     )
 
 

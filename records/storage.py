@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,43 +37,38 @@ class MediaFileSystemStorage(FileSystemStorage):
         # renamed into place; anything else is streamed to a temporary name first.
         scratch = getattr(content, "temporary_file_path", None)
         if scratch is None or not _rename(Path(scratch()), full_path):
-            _write_then_rename(content, full_path)
+            _write_then_rename(content.chunks(), str(full_path))
         if self.file_permissions_mode is not None:
             os.chmod(full_path, self.file_permissions_mode)
         return str(full_path.relative_to(Path(self.location))).replace("\\", "/")
 
     def save_bytes_once(self, name: str, data: bytes) -> bool:
         """Store `data` under `name` (already checked: records.media.checked) unless a file is there;
-        True when this call stored it. The same atomic write as _save (temporary file in the target
-        folder, then rename), without Django's name validation, pathlib and chunking, which cost
-        about 0.1 ms per imported frame, as much as the write itself (bench/README.md, import)."""
+        True when this call stored it. The same atomic write as _save, without Django's name
+        validation, pathlib and chunking, which cost about 0.1 ms per imported frame, as much as the
+        write itself (bench/README.md, import)."""
         target = os.path.join(self.location, name)
         if os.path.exists(target):
             return False
-        folder, suffix = os.path.dirname(target), os.path.splitext(target)[1]
-        try:
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
-        except FileNotFoundError:  # the first file of its folder
-            os.makedirs(folder, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            if self.file_permissions_mode is not None:
-                os.chmod(temporary, self.file_permissions_mode)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _write_then_rename((data,), target, permissions=self.file_permissions_mode)
         return True
 
 
-def _write_then_rename(content: File, target: Path) -> None:
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX, suffix=target.suffix)
+def _write_then_rename(chunks: Iterable[bytes | str], target: str, *, permissions: int | None = None) -> None:
+    """Write `chunks` to a temporary file in the target's folder (made if missing), then rename it
+    into place: no reader ever sees a partial file under `target`, and a failure leaves nothing."""
+    folder, suffix = os.path.split(target)[0], os.path.splitext(target)[1]
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
+    except FileNotFoundError:  # the first file of its folder
+        os.makedirs(folder, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as out:
-            for chunk in content.chunks():
+            for chunk in chunks:
                 out.write(chunk if isinstance(chunk, bytes) else chunk.encode())
+        if permissions is not None:
+            os.chmod(temporary, permissions)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -29,8 +29,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _request(url: str, *, token: str | None = None, data: bytes | None = None) -> tuple[int, bytes, Any]:
-    request = urllib.request.Request(url, data=data)  # noqa: S310 (http on loopback only)
+def _request(
+    url: str,
+    *,
+    token: str | None = None,
+    data: bytes | None = None,
+    method: str | None = None,
+    json_body: Any = None,
+) -> tuple[int, bytes, Any]:
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http on loopback only)
+    if json_body is not None:
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Token {token}")
     try:
@@ -108,6 +119,26 @@ def test_dev_demo_serves_the_imported_demo_frames(tmp_path: Path) -> None:
         assert status == 200 and headers["Content-Type"] == "image/jpeg" and preview
         assert _request(frames[0]["preview_url"])[0] in {401, 403}  # no public media
         assert "demo logins" in log.read_text().lower()
+
+        # The labelling loop on the demo's SQLite database: the work queue's and the submit's
+        # hand-written SQL (annotations/selectors.py) run there as on PostgreSQL.
+        _, body, _ = _request(f"{base}/api/label-tasks/", token=reader_token)
+        task = json.loads(body)["results"][0]
+        queue_url = f"{base}/api/projects/{task['project']}/queue/?task={task['id']}&limit=2"
+        _, body, _ = _request(queue_url, token=reader_token)
+        queue = json.loads(body)
+        first, second = queue["frames"]
+        assert queue["total"] == 48 and queue["remaining"] == 48
+        status, body, _ = _request(
+            f"{base}/api/frames/{first['id']}/annotations/{task['id']}/",
+            token=reader_token,
+            method="PUT",
+            json_body={"value": task["choices"][0]["value"], "confidence": 4},
+        )
+        assert status == 201, body
+        _, body, _ = _request(f"{queue_url}&after={first['cursor']}", token=reader_token)
+        after = json.loads(body)
+        assert after["frames"][0]["id"] == second["id"] and after["remaining"] == 47
     finally:
         _stop_group(demo)
 
