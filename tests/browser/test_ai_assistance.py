@@ -170,9 +170,11 @@ def test_in_a_hidden_project_the_reader_sees_no_model_output_and_none_is_request
 ) -> None:
     setup = ai_project(tmp_path, ai_assistance=Project.AiAssistance.HIDDEN)
     requests = record_requests(page)
-    contexts: list[Any] = []
-    page.on("response", lambda r: contexts.append(r.json()) if "/api/label-context/" in r.url else None)
-    open_workspace(page, str(live_server), setup)
+    # The context loads beside the frame and nothing on screen waits for it in a hidden project,
+    # so the test waits for its answer (a CI run once reached the assertions before it came).
+    with page.expect_response(lambda response: "/api/label-context/" in response.url) as first_context:
+        open_workspace(page, str(live_server), setup)
+    context = first_context.value.json()
 
     expect(page.locator(".panel.model")).to_be_hidden()
     page.keyboard.press("Shift+M")
@@ -183,7 +185,7 @@ def test_in_a_hidden_project_the_reader_sees_no_model_output_and_none_is_request
     docs_screenshot(page, "workspace")
 
     assert not [r for r in requests if any(part in r for part in ("/predictions/", "/predict/", "/cam/"))]
-    assert contexts and all(row["predictions"] == [] for body in contexts for row in body["frames"])
+    assert context["frames"] and all(row["predictions"] == [] for row in context["frames"])
     annotation = Annotation.objects.get(frame_id=setup.frames[0])
     assert (annotation.ai_shown, annotation.cam_visible_ms) == (False, 0)
     # Nor an upload-and-classify page.
