@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage
 
 TEMPORARY_PREFIX = ".tmp-"
+_TEMPORARY_NAME_ATTEMPTS = 5
 
 
 class MediaFileSystemStorage(FileSystemStorage):
@@ -56,23 +57,43 @@ class MediaFileSystemStorage(FileSystemStorage):
 
 def _write_then_rename(chunks: Iterable[bytes | str], target: str, *, permissions: int | None = None) -> None:
     """Write `chunks` to a temporary file in the target's folder (made if missing), then rename it
-    into place: no reader ever sees a partial file under `target`, and a failure leaves nothing."""
+    into place: no reader ever sees a partial file under `target`, and a failure leaves nothing.
+
+    The temporary file is made with os.open (O_EXCL, a random name) and its mode set through the
+    open descriptor rather than through tempfile.mkstemp and a chmod by path: 15 us less per
+    imported frame (bench/README.md, import)."""
     folder, suffix = os.path.split(target)[0], os.path.splitext(target)[1]
+    temporary, fd = _create_temporary(folder, suffix)
     try:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
-    except FileNotFoundError:  # the first file of its folder
-        os.makedirs(folder, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as out:
+        try:
+            if permissions is not None:
+                os.fchmod(fd, permissions)
             for chunk in chunks:
-                out.write(chunk if isinstance(chunk, bytes) else chunk.encode())
-        if permissions is not None:
-            os.chmod(temporary, permissions)
+                view = memoryview(chunk if isinstance(chunk, bytes) else chunk.encode())
+                while view:
+                    view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(folder: str, suffix: str) -> tuple[str, int]:
+    """A new, empty file with a random name in `folder` (made if missing), readable and writable by
+    its owner only: its path and an open descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _attempt in range(_TEMPORARY_NAME_ATTEMPTS):
+        temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{suffix}")
+        try:
+            return temporary, os.open(temporary, flags, 0o600)
+        except FileNotFoundError:  # the first file of its folder
+            os.makedirs(folder, exist_ok=True)
+            return temporary, os.open(temporary, flags, 0o600)
+        except FileExistsError:  # 64 random bits taken: try another name
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def _rename(source: Path, target: Path) -> bool:

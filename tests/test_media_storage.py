@@ -353,6 +353,26 @@ def test_content_addressed_bytes_are_written_atomically_on_the_local_backend(
         media.save_bytes("../outside.png", b"x")
 
 
+def test_local_writes_get_the_configured_mode_and_never_reuse_a_taken_temporary_name(
+    media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The temporary file is created with O_EXCL under a random name and its mode set through the
+    # descriptor: a name another writer holds is skipped, never written into.
+    names = iter(["taken", "taken", "free"])
+    monkeypatch.setattr("records.storage.secrets.token_hex", lambda size: next(names))
+    folder = media_root / "frames" / "ab"
+    folder.mkdir(parents=True)
+    (folder / ".tmp-taken.png").write_bytes(b"another writer's half file")
+
+    with override_settings(FILE_UPLOAD_PERMISSIONS=0o640):
+        assert media.save_bytes("frames/ab/abcd.png", b"whole") is True
+
+    assert (folder / "abcd.png").read_bytes() == b"whole"
+    assert (folder / "abcd.png").stat().st_mode & 0o777 == 0o640
+    assert (folder / ".tmp-taken.png").read_bytes() == b"another writer's half file"
+    assert sorted(path.name for path in folder.iterdir()) == [".tmp-taken.png", "abcd.png"]
+
+
 # --- the S3 backend's settings (no network) -------------------------------------------------------
 
 SHOW_STORAGE = (
