@@ -11,7 +11,6 @@ import hashlib
 import io
 import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,11 +271,16 @@ def encode_png(image: Image.Image) -> bytes:
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[image.mode], 0, 0, 0)
     idat = isal_zlib.compress(filtered, PNG_COMPRESS_LEVEL)
-    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return b"".join(
+        (_PNG_SIGNATURE, *_png_chunk(b"IHDR", header), *_png_chunk(b"IDAT", idat), *_png_chunk(b"IEND", b""))
+    )
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _png_chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    # ISA-L's CRC-32 (the same checksum as zlib's) takes 2 us of a frame's 114 KiB IDAT, zlib's 27;
+    # the image data is joined into the file once, not copied per chunk.
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    return struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)
 
 
 def prepare_image_file(path: Path, *, crop: bool) -> PreparedFrame:
