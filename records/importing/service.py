@@ -475,18 +475,24 @@ class _Importer:
     def _store_video(self, candidate: Candidate, info: VideoInfo, name: str, start: int, units: int) -> None:
         placement = candidate.placement
         assert placement is not None and placement.group is not None
-        source_sha256 = sha256_of_file(candidate.path)
-        if self._already_imported(candidate, source_sha256, name):
+        if self._already_imported(candidate, name):
             return
-        decoded = self._decode_video(candidate, name, start, units)
-        suffix = candidate.path.suffix.lower()
-        source_file = media.content_path("videos", source_sha256, suffix)
+        # The source file is hashed and stored by a pool thread while its frames are decoded: done
+        # after the last frame, it was 5-10 ms of a 3 MB pCLE video's 0.3 s import with one core
+        # idle (bench/README.md, import).
+        source = self.pool.submit(_store_source_file, candidate.path)
         try:
-            if media.save_file(source_file, candidate.path):
-                decoded.created_files.append(source_file)
+            decoded = self._decode_video(candidate, name, start, units)
+        except BaseException:
+            _discard_source_file(source)
+            raise
+        try:
+            source_sha256, source_file, source_created = source.result()
         except BaseException:
             _remove_unreferenced(decoded.created_files)
             raise
+        if source_created:
+            decoded.created_files.append(source_file)
         video_fields = {
             "name": placement.group,
             "kind": Video.Kind.VIDEO_FILE,
@@ -503,7 +509,7 @@ class _Importer:
         try:
             for attempt in range(1, VIDEO_ATTEMPTS + 1):
                 # A concurrent import of the same video is found here on the second attempt.
-                if attempt > 1 and self._already_imported(candidate, source_sha256, name):
+                if attempt > 1 and self._already_imported(candidate, name, source_sha256):
                     _remove_unreferenced(decoded.created_files)
                     return
                 try:
@@ -517,8 +523,9 @@ class _Importer:
             _remove_unreferenced(decoded.created_files)
             raise
 
-    def _already_imported(self, candidate: Candidate, source_sha256: str, name: str) -> bool:
-        """True (and reported) when this very video is stored; raises when another one has its name."""
+    def _already_imported(self, candidate: Candidate, name: str, source_sha256: str | None = None) -> bool:
+        """True (and reported) when this very video is stored; raises when another one has its name.
+        The source file is hashed here, when not given, only if a video of its name exists."""
         placement = candidate.placement
         assert placement is not None and placement.group is not None
         existing = (
@@ -533,6 +540,8 @@ class _Importer:
         )
         if existing is None:
             return False
+        if source_sha256 is None:
+            source_sha256 = sha256_of_file(candidate.path)
         if existing.source_sha256 == source_sha256 and existing.every_nth == self.options.every_nth:
             self.report.add_duplicate(name, kind="video", duplicate_of=existing.pk)
             return True
@@ -704,6 +713,25 @@ def _insert_frames(rows: list[Frame], video: Video) -> list[Frame]:
         row._state.adding = False
         row._state.db = connection.alias
     return rows
+
+
+def _store_source_file(path: Path) -> tuple[str, str, bool]:
+    """Hash and store a video's source file: its sha256, its media name, and whether this call
+    created the file."""
+    sha256 = sha256_of_file(path)
+    name = media.content_path("videos", sha256, path.suffix.lower())
+    return sha256, name, media.save_file(name, path)
+
+
+def _discard_source_file(stored: Future[tuple[str, str, bool]]) -> None:
+    """Remove the source file a failed import stored (once the thread storing it is done with it);
+    a failure to store it is not reported: the decoding's error is."""
+    try:
+        _sha256, name, created = stored.result()
+    except Exception:
+        return
+    if created:
+        _remove_unreferenced([name])
 
 
 def _prepare_video_frame(decoded: DecodedFrame, *, crop: bool) -> PreparedFrame:

@@ -111,6 +111,32 @@ def test_truncated_video_is_refused_and_nothing_of_it_is_stored(
     _assert_nothing_of_the_video_stored(media_root)
 
 
+def test_a_video_whose_source_cannot_be_stored_is_refused_and_nothing_of_it_is_stored(
+    realdata: Path, tmp_path: Path, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source file is stored by a pool thread while the frames are decoded; when that fails,
+    # the frames already written go too.
+    from records import media
+
+    save_file = media.save_file
+
+    def refuse_videos(name: str, source: Path, *, move: bool = False) -> bool:
+        if name.startswith("videos/"):
+            raise OSError("disk full")
+        return save_file(name, source, move=move)
+
+    monkeypatch.setattr(media, "save_file", refuse_videos)
+    folder = tmp_path / "src"
+    _with_good_frame(folder)
+    shutil.copyfile(realdata / PCLE_VIDEO, folder / "S01" / "1" / "pcle.mpeg")
+
+    report = run_import(ProjectFactory.create(), [folder], every_nth=26)
+
+    assert error_paths(report) == {f"{S01}/1/pcle.mpeg": "OSError: disk full"}
+    assert report.frames_created == 1
+    _assert_nothing_of_the_video_stored(media_root)
+
+
 def test_random_bytes_named_mp4_is_refused(tmp_path: Path, media_root: Path) -> None:
     folder = tmp_path / "src"
     _with_good_frame(folder)
