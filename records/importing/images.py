@@ -11,12 +11,14 @@ import hashlib
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from isal import isal_zlib
+from numpy.typing import NDArray
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from records import media
@@ -195,7 +197,7 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray((values >> shift).astype(np.uint8), mode="L")
 
 
-def prepare_image(image: Image.Image, *, crop: bool, decoded_video_frame: bool = False) -> PreparedFrame:
+def prepare_image(image: Image.Image, *, crop: bool) -> PreparedFrame:
     """Orient, normalise, re-encode (dropping EXIF, ICC and text chunks), hash and store.
 
     The file is written into content-addressed storage here (writes are atomic and idempotent), so
@@ -206,32 +208,54 @@ def prepare_image(image: Image.Image, *, crop: bool, decoded_video_frame: bool =
     frame available for labelling.
     """
     # exif_transpose always returns a new image (a plain copy when there is nothing to rotate), so
-    # the source image is never modified and `clean` below is ours to change. A frame decoded from a
-    # video is a new L or RGB image without EXIF (video.DecodedFrame.image): nothing to orient or copy
-    # (0.2 ms of a video frame's 2 ms of work).
-    clean = image if decoded_video_frame else normalise_mode(ImageOps.exif_transpose(image))
-    # The PNG encoder copies an ICC profile and transparency from .info; an empty .info means nothing
-    # of the source's metadata (EXIF, ICC, text chunks, DPI) can reach the stored file.
-    clean.info = {}
-    data = encode_png(clean)
-    sha256 = hashlib.sha256(data).hexdigest()
-    preview_width, preview_height = preview_size(clean.width, clean.height)
+    # the source image is never modified. Only the pixels go into the stored file: nothing of the
+    # source's metadata (EXIF, ICC, text chunks, DPI) can reach it.
+    clean = normalise_mode(ImageOps.exif_transpose(image))
+    return _store_pixels(
+        np.asarray(clean, dtype=np.uint8), crop_box=(lambda: detect_field_of_view(clean)) if crop else None
+    )
 
+
+def prepare_pixels(pixels: NDArray[np.uint8], *, crop: bool) -> PreparedFrame:
+    """prepare_image for a frame decoded from a video: its pixels (height x width for L, x 3 for
+    RGB, video.DecodedFrame.pixels) have no orientation or metadata, and going through a Pillow
+    image would copy them once more (0.07 ms of a video frame's 1.5 ms of work)."""
+    return _store_pixels(
+        pixels, crop_box=(lambda: detect_field_of_view(Image.fromarray(pixels))) if crop else None
+    )
+
+
+def _store_pixels(
+    pixels: NDArray[np.uint8], *, crop_box: Callable[[], list[int] | None] | None
+) -> PreparedFrame:
+    """Encode, hash and store a frame's pixels; `crop_box` finds its field of view when asked."""
+    data = encode_png(pixels)
+    sha256 = hashlib.sha256(data).hexdigest()
+    height, width = pixels.shape[:2]
+    preview_width, preview_height = preview_size(width, height)
     file = media.content_path("frames", sha256, ".png")
     created = [file] if media.save_bytes(file, data) else []
     return PreparedFrame(
         sha256=sha256,
         file=file,
         file_bytes=len(data),
-        width=clean.width,
-        height=clean.height,
-        mode=clean.mode,
+        width=width,
+        height=height,
+        mode=_pixels_mode(pixels),
         preview_file=media.content_path("previews", sha256, PREVIEW_SUFFIX),
         preview_width=preview_width,
         preview_height=preview_height,
-        crop_box=detect_field_of_view(clean) if crop else None,
+        crop_box=crop_box() if crop_box is not None else None,
         created_files=tuple(created),
     )
+
+
+def _pixels_mode(pixels: NDArray[np.uint8]) -> str:
+    if pixels.ndim == 2:
+        return "L"
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return "RGB"
+    raise ValueError(f"frames are height x width (L) or height x width x 3 (RGB) pixels, not {pixels.shape}")
 
 
 def preview_size(width: int, height: int) -> tuple[int, int]:
@@ -253,23 +277,30 @@ def render_preview(image: Image.Image, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """A lossless 8-bit PNG of an L or RGB image with nothing in it but pixels.
+def encode_png(image: Image.Image | NDArray[np.uint8]) -> bytes:
+    """A lossless 8-bit PNG of an L or RGB image (or of its pixels, height x width [x 3]) with
+    nothing in it but pixels.
 
     Every row uses PNG filter type 2 ("Up": each byte minus the byte above it, the row above the
     first being zero), which suits the smooth images of endoscopy, then deflate at PNG_COMPRESS_LEVEL.
     The output depends only on the pixels, so equal frames get equal sha256s.
     """
-    if image.mode not in _PNG_COLOR_TYPES:
-        raise ValueError(f"encode_png takes L or RGB images, not {image.mode}")
-    pixels = np.asarray(image, dtype=np.uint8)
+    if isinstance(image, Image.Image):
+        if image.mode not in _PNG_COLOR_TYPES:
+            raise ValueError(f"encode_png takes L or RGB images, not {image.mode}")
+        pixels = np.asarray(image, dtype=np.uint8)
+    elif image.dtype == np.uint8:
+        pixels = image
+    else:
+        raise ValueError(f"encode_png takes 8-bit pixels, not {image.dtype}")
+    color_type = _PNG_COLOR_TYPES[_pixels_mode(pixels)]
     height, width = pixels.shape[:2]
     rows = pixels.reshape(height, -1)
     filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
     filtered[:, 0] = 2
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
-    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[image.mode], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     idat = isal_zlib.compress(filtered, PNG_COMPRESS_LEVEL)
     return b"".join(
         (_PNG_SIGNATURE, *_png_chunk(b"IHDR", header), *_png_chunk(b"IDAT", idat), *_png_chunk(b"IEND", b""))

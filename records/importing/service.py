@@ -38,7 +38,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from records import media
-from records.importing.images import ImageRejected, PreparedFrame, prepare_image, prepare_image_file
+from records.importing.images import ImageRejected, PreparedFrame, prepare_image_file, prepare_pixels
 from records.importing.layout import FileKind
 from records.importing.metadata import MetadataRejected, read_metadata
 from records.importing.options import ImportOptions, ImportReport
@@ -735,7 +735,7 @@ def _discard_source_file(stored: Future[tuple[str, str, bool]]) -> None:
 
 
 def _prepare_video_frame(decoded: DecodedFrame, *, crop: bool) -> PreparedFrame:
-    return prepare_image(decoded.image(), crop=crop, decoded_video_frame=True)
+    return prepare_pixels(decoded.pixels(), crop=crop)
 
 
 def _frame_fields(prepared: PreparedFrame) -> dict[str, Any]:

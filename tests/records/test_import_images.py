@@ -226,6 +226,8 @@ def test_stored_png_decodes_to_exactly_the_source_pixels(mode: str) -> None:
     shape = (37, 53) if mode == "L" else (37, 53, 3)
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
     encoded = encode_png(Image.fromarray(pixels, mode=mode))
+    # Video frames reach the encoder as arrays (images.prepare_pixels): the same file.
+    assert encode_png(pixels) == encoded
     with Image.open(io.BytesIO(encoded)) as decoded:
         decoded.load()
         assert decoded.format == "PNG"
@@ -244,3 +246,7 @@ def test_png_encoding_depends_only_on_the_pixels() -> None:
 def test_png_encoder_refuses_modes_it_does_not_write() -> None:
     with pytest.raises(ValueError, match="L or RGB"):
         encode_png(Image.new("RGBA", (2, 2)))
+    with pytest.raises(ValueError, match="height x width x 3"):
+        encode_png(np.zeros((2, 2, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="8-bit"):
+        encode_png(np.zeros((2, 2), dtype=np.uint16))
