@@ -94,6 +94,18 @@ def bare_pyav_decode(path: Path, *, encode: bool = False) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
+def file_creation_us(folder: Path, count: int = 200) -> float:
+    """Microseconds to create one empty file in a new folder here: about 20 on this VM, far more
+    for some minutes after many files were deleted on its journal-less ext4, whose inode allocator
+    then skips the recently freed inodes (bench/README.md, import). Printed with the results, since
+    the imports create a file per frame."""
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    for index in range(count):
+        os.close(os.open(folder / f"{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return (time.perf_counter() - start) / count * 1e6
+
+
 def setup_django(database: str) -> None:
     import psycopg
 
@@ -135,6 +147,7 @@ def main() -> None:
         def no_progress(done: int, total: int | None, message: str = "") -> None:
             return None
 
+        creation_before = file_creation_us(work / "probe-before")
         paths = generate_frames(work / "frames", args.frames)
         warmup = generate_frames(work / "warmup", 20, seed=1)
         project = Project.objects.create(name="bench", slug="bench")
@@ -229,7 +242,12 @@ def main() -> None:
             )
         write_results(args.json, results)
 
-        print(f"\nCLEAR import benchmark ({os.cpu_count()} cores, {Frame.objects.count()} frames stored)\n")
+        creation_after = file_creation_us(work / "probe-after")
+        print(f"\nCLEAR import benchmark ({os.cpu_count()} cores, {Frame.objects.count()} frames stored)")
+        print(
+            f"Creating an empty file took {creation_before:.0f} us before the runs and "
+            f"{creation_after:.0f} us after them (about 20 us on a settled file system)\n"
+        )
         print(
             "| workload | frames | baseline | baseline frames/s | CLEAR measured | CLEAR frames/s "
             "| CLEAR / baseline | goal |"
