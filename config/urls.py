@@ -9,6 +9,8 @@ from config.login_throttle import throttle_login_posts
 
 # A database outage outside a view is a 503 as well (config/database_errors.py).
 handler500 = "config.database_errors.server_error"
+# An /api/ path that matches nothing is a JSON 404 like the API's own (config/not_found.py).
+handler404 = "config.not_found.page_not_found"
 
 urlpatterns = [
     # Liveness and readiness probes (config/health.py): no login, no secrets in the answer.
