@@ -12,7 +12,8 @@ Each import is followed by the previews job that the worker would run next (reco
 timed apart; rows marked as context add it to the import.
 
 Both sides run after a warm-up on a small set; each workload alternates the sides --repeats times
-(default 3) and keeps each side's best run. The database is a throw-away
+(default 3; the video --video-repeats times, default 7) and keeps each side's best run, each run
+started after os.sync(). The database is a throw-away
 `clear_bench` database that the script creates afresh.
 """
 
@@ -115,6 +116,8 @@ def setup_django(database: str) -> None:
         conn.execute(f"CREATE DATABASE {database}")
     os.environ["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # As a production worker runs: without DEBUG, whose query log formats every statement's SQL.
+    os.environ.setdefault("DJANGO_DEBUG", "false")
     import django
     from django.core.management import call_command
 
@@ -129,6 +132,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--database", default="clear_bench")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--video-repeats",
+        type=int,
+        default=7,
+        help="alternating runs per side for the video (0.3 s each, so more of them than of the frames "
+        "to find each side's undisturbed run)",
+    )
     parser.add_argument("--json", help="write the summary figures here (bench/run_all.py)")
     args = parser.parse_args()
 
@@ -165,6 +175,9 @@ def main() -> None:
         # media folder and a new project, so that nothing is skipped as already stored. The previews
         # job runs after each import, as the worker runs it, and is timed on its own.
         #
+        # Every timed run starts after os.sync(), so that the kernel is not still writing the
+        # previous run's files back to disk (the frames part writes about 1.5 GB) while it runs.
+        #
         # Nothing is deleted until the end: ext4 skips inodes freed in the last minutes when it
         # allocates new ones, reading their inode-table blocks, so emptying the previous run's
         # folder just before a run had made each file the import created cost about 0.4 ms more of
@@ -175,6 +188,7 @@ def main() -> None:
         ) -> tuple[float, float]:
             target = Project.objects.create(name=f"bench {label}", slug=f"bench-{label}")
             with override_settings(MEDIA_ROOT=str(work / f"media-{label}")):
+                os.sync()
                 start = time.perf_counter()
                 report = import_sources(
                     project_id=target.pk,
@@ -184,14 +198,17 @@ def main() -> None:
                     progress=no_progress,
                 )
                 imported = time.perf_counter()
+                os.sync()
+                imported_and_synced = time.perf_counter()
                 previews = frame_previews_make(project_id=target.pk)
                 done = time.perf_counter()
             assert expected is None or report.frames_created == expected, report.summary()
             assert previews["previews_rendered"] == report.frames_created
-            return imported - start, done - imported
+            return imported - start, done - imported_and_synced
 
         bare_runs, clear_runs = [], []
         for repeat in range(args.repeats):
+            os.sync()
             bare_runs.append(bare_pillow_loop(paths, settings.CLEAR_PREVIEW_MAX_SIDE))
             clear_runs.append(clear_run(f"frames-{repeat}", [work / "frames"], len(paths)))
         bare_seconds = min(bare_runs)
@@ -206,10 +223,12 @@ def main() -> None:
         if VIDEO.is_file():
             bare_pyav_decode(VIDEO)  # warm the file cache and codec
             video_bare, video_clear, video_encode = [], [], []
-            for repeat in range(args.repeats):
+            for repeat in range(args.video_repeats):
+                os.sync()
                 seconds, decoded = bare_pyav_decode(VIDEO)
                 video_bare.append(seconds)
                 video_clear.append(clear_run(f"video-{repeat}", [VIDEO], decoded, default_patient="v"))
+                os.sync()
                 video_encode.append(bare_pyav_decode(VIDEO, encode=True)[0])
             import_seconds, previews_seconds = min(video_clear)
             name = f"pCLE video (MPEG-1, {decoded} frames)"

@@ -51,7 +51,9 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    Benchmark("import", "import_bench.py", "2", ("--frames", "120", "--repeats", "1")),
+    Benchmark(
+        "import", "import_bench.py", "2", ("--frames", "120", "--repeats", "1", "--video-repeats", "1")
+    ),
     Benchmark(
         "label",
         "label_bench.py",
