@@ -178,11 +178,11 @@ def main() -> None:
         # Every timed run starts after os.sync(), so that the kernel is not still writing the
         # previous run's files back to disk (the frames part writes about 1.5 GB) while it runs.
         #
-        # Nothing is deleted until the end: ext4 skips inodes freed in the last minutes when it
-        # allocates new ones, reading their inode-table blocks, so emptying the previous run's
-        # folder just before a run had made each file the import created cost about 0.4 ms more of
-        # kernel time (perf: find_inode_bit -> recently_deleted), the benchmark's own clean-up
-        # charged to the import.
+        # Nothing is deleted until the end: ext4 without a journal (this VM's) skips inodes freed in
+        # the last minutes when it allocates new ones, reading their inode-table blocks, so emptying
+        # the previous run's folder just before a run had made each file the import created cost
+        # about 0.4 ms more of kernel time (perf: find_inode_bit -> recently_deleted), the
+        # benchmark's own clean-up charged to the import.
         def clear_run(
             label: str, sources: list[Path], expected: int | None, **options: Any
         ) -> tuple[float, float]:

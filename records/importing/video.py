@@ -180,14 +180,14 @@ def _to_pixels(frame: Any) -> NDArray[np.uint8]:
 
 def _luma_pixels(frame: Any) -> NDArray[np.uint8]:
     """The gray pixels of a planar YUV frame from its Y plane, pixel for pixel what swscale's
-    conversion to 'gray' gives (so levels match an RGB decode of the same file), 15x faster.
+    conversion to 'gray' gives (so levels match an RGB decode of the same file), for less CPU than
+    that conversion (bench/README.md, import).
 
     swscale copies full-range luma (yuvj* formats, or color_range JPEG) unchanged and stretches
-    limited-range luma (16-235, the default) to 0-255 with the rounding of _LIMITED_TO_FULL; the
-    tests compare both against swscale for every luma value. swscale's conversion of a 576x592
-    frame took 2.3 ms, more than decoding it (0.45 ms). The lookup goes two pixels at a time
-    through a 65,536-entry table: 0.16 ms, against 0.2 ms for Pillow's point() plus its copy into
-    an array, and 0.46 ms for a lookup per pixel in numpy.
+    limited-range luma (16-235, the default) to 0-255 with the rounding of _LIMITED_TO_FULL_TABLE;
+    the tests compare both against swscale for every luma value. The lookup goes two pixels at a
+    time through a 65,536-entry table: 0.16 ms for a 576x592 frame, against 0.2 ms for Pillow's
+    point() plus its copy into an array, and 0.46 ms for a lookup per pixel in numpy.
     """
     plane = frame.planes[0]
     width, height = frame.width, frame.height
