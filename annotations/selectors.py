@@ -229,7 +229,7 @@ def queue_task_and_counts(
     the caller's annotations of the task among them) as two scalar subqueries, which save "next" a
     round trip to the database; None for the counts with the quality filter (work_queue then counts
     in its own query). None when there is no such task for the caller."""
-    if filters.get("quality_task") is not None and filters.get("quality_value") is not None:
+    if _has_quality_filter(filters):
         task = queue_task_of(user=user, project_id=project_id, task_id=task_id)
         return None if task is None else (task, None)
     examination_conditions, examination_params = _examination_conditions(**filters)
@@ -324,6 +324,12 @@ def _examination_lookups(
     if device is not None:
         lookups["device"] = device
     return lookups
+
+
+def _has_quality_filter(filters: dict[str, Any]) -> bool:
+    """Whether the queue's filters include the quality filter (both its task and its value), which
+    the hand-written statements leave to the ORM (_rated)."""
+    return filters.get("quality_task") is not None and filters.get("quality_value") is not None
 
 
 def _rated(*, task: LabelTask, quality_task: int | None, quality_value: str | None) -> Exists | None:
@@ -665,7 +671,7 @@ def work_queue(
         # come first in queue order, and the (video, index_in_video) index yields them in order
         # without reading the rest of the examination. Only a full page is the answer; a short one
         # (the video's end) falls through to the whole order.
-        if filters.get("quality_task") is None or filters.get("quality_value") is None:
+        if not _has_quality_filter(filters):
             page = _unannotated_in_video(user=user, task=task, after=after, limit=limit, **filters)
         else:
             in_video = after.after_in_video()
