@@ -30,10 +30,9 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from records.storage import MediaFileSystemStorage
+from records.storage import TEMPORARY_PREFIX, MediaFileSystemStorage
 
 STORAGE_ALIAS = "media"
-TEMPORARY_PREFIX = ".tmp-"
 COPY_CHUNK_BYTES = 1024 * 1024
 
 
