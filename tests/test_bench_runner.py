@@ -31,6 +31,9 @@ def test_every_benchmark_script_exists_and_takes_json() -> None:
             check=True,
         ).stdout
         assert "--json" in shown, benchmark.script
+        # The quick run's options are the script's own (a misspelt one would end `run_all --quick`).
+        for option in (argument for argument in benchmark.quick if argument.startswith("--")):
+            assert option in shown.split(), (benchmark.script, option)
 
 
 def test_goals_are_judged_by_their_operator() -> None:
